@@ -1,0 +1,138 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDuration } from '../api/duration.ts';
+import { loadClientKeys } from './client-keys.ts';
+import type { DtlsLimits } from './dtls/adapter.ts';
+import { DEFAULT_LIMITS } from './dtls/adapter.ts';
+import { loadServerKey } from './dtls/server-key.ts';
+import { RelayError } from './errors.ts';
+import type { TlsMaterial } from './mgmt/server.ts';
+import type { UpstreamMode } from './upstream/forwarder.ts';
+import { VERSION } from './version.ts';
+
+/** The relay's configuration: checked once, then frozen. */
+export interface RelayConfig {
+  readonly podName: string;
+  readonly dtls: { readonly host: string; readonly port: number; readonly key: Buffer };
+  readonly upstream: { readonly host: string; readonly port: number; readonly mode: UpstreamMode };
+  readonly mgmt: { readonly host: string; readonly port: number; readonly tls: TlsMaterial };
+  /** SPKI DER (hex) of allowed device keys; null = any device with a valid key pair. */
+  readonly clientKeys: ReadonlySet<string> | null;
+  readonly limits: Readonly<DtlsLimits>;
+  readonly logLevel: string;
+}
+
+export interface RelaydOptions {
+  dtlsHost: string;
+  dtlsPort: number;
+  dtlsKey: string;
+  upstream: { host: string; port: number };
+  upstreamIdentity: boolean;
+  mgmtHost: string;
+  mgmtPort: number;
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
+  podName: string;
+  clientKeys?: string;
+  maxSessions: number;
+  maxHandshakes: number;
+  handshakeTimeout: number;
+  handshakeRatePerSource: number;
+  parkAfter: number;
+  sessionExpiry: number;
+  logLevel: string;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port number 0-65535, got "${value}"`);
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** host:port, with [v6]:port for IPv6. */
+export function hostPort(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value.trim());
+  if (match === null) throw new InvalidArgumentError(`expected host:port (or [ipv6]:port), got "${value}"`);
+  return { host: match[1] ?? match[2]!, port: port(match[3]!) };
+}
+
+const seconds = (ms: number): string => `${ms / 1000}s`;
+
+export function relaydCommand(): Command {
+  const env = (option: Option, name: string): Option => option.env(`RELAY_${name}`);
+  return new Command('relayd')
+    .description('DTLS 1.2 relay: terminates device sessions, forwards payloads to an upstream UDP service, and hands sessions over to a successor without a handshake.')
+    .version(VERSION)
+    .addOption(env(new Option('--dtls-host <address>', 'address to listen on for devices (:: for dual-stack)').default('0.0.0.0'), 'DTLS_HOST'))
+    .addOption(env(new Option('--dtls-port <port>', 'UDP port for devices').default(5684).argParser(port), 'DTLS_PORT'))
+    .addOption(env(new Option('--dtls-key <file>', 'server private key, P-256, PEM or DER (devices pin its public key)').makeOptionMandatory(), 'DTLS_KEY'))
+    .addOption(env(new Option('--upstream <host:port>', 'upstream UDP service').argParser(hostPort).makeOptionMandatory(), 'UPSTREAM'))
+    .addOption(env(new Option('--upstream-identity', 'one shared upstream socket; prefix every datagram both ways with the 32-byte SHA-256 of the device public key').default(false), 'UPSTREAM_IDENTITY'))
+    .addOption(env(new Option('--mgmt-host <address>', 'address of the management HTTPS endpoint').default('0.0.0.0'), 'MGMT_HOST'))
+    .addOption(env(new Option('--mgmt-port <port>', 'management HTTPS port (mutual TLS)').default(8443).argParser(port), 'MGMT_PORT'))
+    .addOption(env(new Option('--tls-cert <file>', 'management certificate (PEM); also the client certificate toward other relays').makeOptionMandatory(), 'TLS_CERT'))
+    .addOption(env(new Option('--tls-key <file>', 'private key of --tls-cert (PEM)').makeOptionMandatory(), 'TLS_KEY'))
+    .addOption(env(new Option('--tls-ca <file>', 'CA (PEM) that signs every management client and peer relay').makeOptionMandatory(), 'TLS_CA'))
+    .addOption(env(new Option('--pod-name <name>', 'name reported in status and logs').default(hostname()), 'POD_NAME'))
+    .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
+    .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
+    .addOption(env(new Option('--max-handshakes <n>', 'handshakes in progress at most').default(DEFAULT_LIMITS.maxHandshakes).argParser(positiveInt), 'MAX_HANDSHAKES'))
+    .addOption(env(new Option('--handshake-timeout <duration>', 'a handshake not finished by then is dropped').default(DEFAULT_LIMITS.handshakeTimeoutMs, seconds(DEFAULT_LIMITS.handshakeTimeoutMs)).argParser(duration), 'HANDSHAKE_TIMEOUT'))
+    .addOption(env(new Option('--handshake-rate-per-source <n>', 'new handshakes per second per source IP (burst twice that)').default(DEFAULT_LIMITS.handshakesPerSourcePerSecond).argParser(positiveInt), 'HANDSHAKE_RATE_PER_SOURCE'))
+    .addOption(env(new Option('--park-after <duration>', 'an idle session frees its native socket after this long').default(DEFAULT_LIMITS.parkAfterIdleMs, seconds(DEFAULT_LIMITS.parkAfterIdleMs)).argParser(duration), 'PARK_AFTER'))
+    .addOption(env(new Option('--session-expiry <duration>', 'an idle session is forgotten after this long').default(DEFAULT_LIMITS.expireAfterIdleMs, '24h').argParser(duration), 'SESSION_EXPIRY'))
+    .addOption(env(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), 'LOG_LEVEL'));
+}
+
+async function readNamed(path: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new RelayError('ERR_RELAY_CONFIG', `${flag} ${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/** Reads the files named by the options and checks them; every error names the flag. */
+export async function loadConfig(options: RelaydOptions): Promise<RelayConfig> {
+  const key = await readNamed(options.dtlsKey, '--dtls-key');
+  loadServerKey(key, `--dtls-key ${options.dtlsKey}`);
+  const [cert, tlsKey, ca] = await Promise.all([
+    readNamed(options.tlsCert, '--tls-cert'),
+    readNamed(options.tlsKey, '--tls-key'),
+    readNamed(options.tlsCa, '--tls-ca'),
+  ]);
+  const clientKeys = options.clientKeys === undefined ? null : await loadClientKeys(options.clientKeys);
+  return Object.freeze({
+    podName: options.podName,
+    dtls: Object.freeze({ host: options.dtlsHost, port: options.dtlsPort, key }),
+    upstream: Object.freeze({ ...options.upstream, mode: options.upstreamIdentity ? 'prefixed' as const : 'per-session' as const }),
+    mgmt: Object.freeze({ host: options.mgmtHost, port: options.mgmtPort, tls: Object.freeze({ cert, key: tlsKey, ca }) }),
+    clientKeys,
+    limits: Object.freeze({
+      maxSessions: options.maxSessions,
+      maxHandshakes: options.maxHandshakes,
+      handshakeTimeoutMs: options.handshakeTimeout,
+      handshakesPerSourcePerSecond: options.handshakeRatePerSource,
+      handshakeBurstPerSource: options.handshakeRatePerSource * 2,
+      parkAfterIdleMs: options.parkAfter,
+      expireAfterIdleMs: options.sessionExpiry,
+    }),
+    logLevel: options.logLevel,
+  });
+}
