@@ -15,11 +15,13 @@ export const MANAGEMENT_PATHS = {
 } as const;
 
 /**
- * starting: not yet listening. serving: owns its sessions and is ready. restoring: pulling a
- * predecessor's state (not ready). handing-over: paused, state streamed, waiting for commit.
- * forwarding: handed over; tunnels stragglers to the successor (not ready). stopping: shutting down.
+ * starting: not yet listening. awaiting-restore: listening, but started by an update and not ready
+ * until its predecessor's state is restored. serving: owns its sessions and is ready. restoring:
+ * pulling a predecessor's state (not ready). handing-over: paused, state streamed, waiting for
+ * commit. forwarding: handed over; tunnels stragglers to the successor (not ready).
+ * stopping: shutting down.
  */
-export type RelayState = 'starting' | 'serving' | 'restoring' | 'handing-over' | 'forwarding' | 'stopping';
+export type RelayState = 'starting' | 'awaiting-restore' | 'serving' | 'restoring' | 'handing-over' | 'forwarding' | 'stopping';
 
 export interface StatusResponse {
   pod: string;
@@ -43,4 +45,58 @@ export interface ReadyzResponse {
   ready: boolean;
   state: RelayState;
   reason: string | null;
+}
+
+/** POST /v1/restore on the NEW relay: pull the state of `from` and take its sessions over. */
+export interface RestoreRequest {
+  /** Management URL of the old relay, e.g. https://relay-a-0.relay-mgmt:8443 */
+  from: string;
+  /** How long the old relay waits for our commit before it resumes serving (default 10 s). */
+  commitTimeoutMs?: number;
+}
+
+export interface RestoreResponse {
+  from: string;
+  sessions: number;
+  /** Sessions left out: their sequence number was too close to 2^48 to fence. */
+  skipped: number;
+  bytes: number;
+  /** From our handover request to the old relay's commit answer. */
+  durationMs: number;
+  /** Time the old relay stayed paused (queued datagrams, sent nothing), as it reported. */
+  pauseMs: number;
+  /** Datagrams the old relay queued while paused and then forwarded to us. */
+  queuedForwarded: number;
+}
+
+/** POST /v1/handover on the OLD relay, sent by its successor. */
+export interface HandoverRequest {
+  successor: string;
+  /** UDP port of the successor's straggler tunnel; its address is the one this request came from. */
+  tunnelPort: number;
+  /** AES-256-GCM key of the straggler tunnel, base64; travels only inside this mTLS connection. */
+  tunnelKey: string;
+  commitTimeoutMs: number;
+}
+
+export const HANDOVER_HEADERS = {
+  id: 'x-relayctl-handover-id',
+  tunnelPort: 'x-relayctl-tunnel-port',
+} as const;
+
+export const STATE_CONTENT_TYPE = 'application/vnd.relayctl.sessions+msgpack';
+
+export interface HandoverCommitRequest {
+  handoverId: string;
+}
+
+export interface HandoverCommitResponse {
+  handoverId: string;
+  pauseMs: number;
+  queuedForwarded: number;
+}
+
+export interface HandoverAbortRequest {
+  handoverId: string;
+  reason: string;
 }

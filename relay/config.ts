@@ -16,7 +16,10 @@ export interface RelayConfig {
   readonly podName: string;
   readonly dtls: { readonly host: string; readonly port: number; readonly key: Buffer };
   readonly upstream: { readonly host: string; readonly port: number; readonly mode: UpstreamMode };
-  readonly mgmt: { readonly host: string; readonly port: number; readonly tls: TlsMaterial };
+  readonly mgmt: { readonly host: string; readonly port: number; readonly tls: TlsMaterial; readonly peerServername: string | undefined };
+  readonly tunnel: { readonly host: string; readonly port: number };
+  /** Started by an update: not ready until a restore succeeded. */
+  readonly awaitRestore: boolean;
   /** SPKI DER (hex) of allowed device keys; null = any device with a valid key pair. */
   readonly clientKeys: ReadonlySet<string> | null;
   readonly limits: Readonly<DtlsLimits>;
@@ -34,6 +37,10 @@ export interface RelaydOptions {
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
+  peerServername?: string;
+  tunnelHost: string;
+  tunnelPort: number;
+  awaitRestore: boolean;
   podName: string;
   clientKeys?: string;
   maxSessions: number;
@@ -89,6 +96,10 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--tls-cert <file>', 'management certificate (PEM); also the client certificate toward other relays').makeOptionMandatory(), 'TLS_CERT'))
     .addOption(env(new Option('--tls-key <file>', 'private key of --tls-cert (PEM)').makeOptionMandatory(), 'TLS_KEY'))
     .addOption(env(new Option('--tls-ca <file>', 'CA (PEM) that signs every management client and peer relay').makeOptionMandatory(), 'TLS_CA'))
+    .addOption(env(new Option('--peer-servername <name>', 'name to verify peer relay certificates against when their URLs carry IP addresses'), 'PEER_SERVERNAME'))
+    .addOption(env(new Option('--tunnel-host <address>', 'address of the straggler tunnel (UDP, relay to relay)').default('0.0.0.0'), 'TUNNEL_HOST'))
+    .addOption(env(new Option('--tunnel-port <port>', 'UDP port of the straggler tunnel (0 = any)').default(5685).argParser(port), 'TUNNEL_PORT'))
+    .addOption(env(new Option('--await-restore', 'start not ready and wait for POST /v1/restore (set by the orchestrator on the new set)').default(false), 'AWAIT_RESTORE'))
     .addOption(env(new Option('--pod-name <name>', 'name reported in status and logs').default(hostname()), 'POD_NAME'))
     .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
     .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
@@ -122,7 +133,9 @@ export async function loadConfig(options: RelaydOptions): Promise<RelayConfig> {
     podName: options.podName,
     dtls: Object.freeze({ host: options.dtlsHost, port: options.dtlsPort, key }),
     upstream: Object.freeze({ ...options.upstream, mode: options.upstreamIdentity ? 'prefixed' as const : 'per-session' as const }),
-    mgmt: Object.freeze({ host: options.mgmtHost, port: options.mgmtPort, tls: Object.freeze({ cert, key: tlsKey, ca }) }),
+    mgmt: Object.freeze({ host: options.mgmtHost, port: options.mgmtPort, tls: Object.freeze({ cert, key: tlsKey, ca }), peerServername: options.peerServername }),
+    tunnel: Object.freeze({ host: options.tunnelHost, port: options.tunnelPort }),
+    awaitRestore: options.awaitRestore,
     clientKeys,
     limits: Object.freeze({
       maxSessions: options.maxSessions,

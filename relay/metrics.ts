@@ -20,6 +20,11 @@ export class RelayMetrics {
   readonly upstreamBytesIn: Counter.Internal;
   readonly upstreamErrors: Counter;
   readonly sessionsClosed: Counter<'reason'>;
+  /** Old relay after a handover: datagrams tunnelled to the successor. */
+  readonly forwarded: Counter;
+  /** New relay: datagrams that came through / went out through the predecessor's tunnel. */
+  readonly tunnelIn: Counter.Internal;
+  readonly tunnelOut: Counter.Internal;
 
   constructor(sources: { sessions: () => { live: number; parked: number; handshaking: number } }) {
     const registry = this.registry;
@@ -50,6 +55,10 @@ export class RelayMetrics {
     this.upstreamBytesIn = bytes.labels('upstream_in');
     this.drops = new Counter({ name: 'relay_drops_total', help: 'Datagrams or payloads dropped, by reason', labelNames: ['reason'], registers: [registry] });
     this.upstreamErrors = new Counter({ name: 'relay_upstream_errors_total', help: 'Errors sending to or receiving from the upstream service', registers: [registry] });
+    this.forwarded = new Counter({ name: 'relay_forwarded_datagrams_total', help: 'Datagrams forwarded to the successor after a handover (stragglers and queued)', registers: [registry] });
+    const tunnel = new Counter({ name: 'relay_tunnel_datagrams_total', help: 'Datagrams through the predecessor tunnel, by direction', labelNames: ['direction'], registers: [registry] });
+    this.tunnelIn = tunnel.labels('in');
+    this.tunnelOut = tunnel.labels('out');
     this.sessionsClosed = new Counter({ name: 'relay_sessions_closed_total', help: 'Sessions closed, by reason', labelNames: ['reason'], registers: [registry] });
   }
 

@@ -1,9 +1,19 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { deviceId } from '../api/device-identity.ts';
+import { ManagementClient } from '../api/management-client.ts';
 import type { ReadyzResponse, RelayState, StatusResponse } from '../api/management.ts';
 import { MANAGEMENT_PATHS } from '../api/management.ts';
+import { decodeSessionStream, encodeSessionChunks } from '../api/state-codec.ts';
+import type { SessionState } from '../api/state-format.ts';
 import type { RelayConfig } from './config.ts';
-import { DtlsAdapter } from './dtls/adapter.ts';
+import { DtlsAdapter, type ExportedSession } from './dtls/adapter.ts';
+import type { HandoverHost } from './handover/host.ts';
+import { PauseQueue } from './handover/pause-queue.ts';
+import { HandoverSource } from './handover/source.ts';
+import { HandoverSuccessor, type TunnelVia } from './handover/successor.ts';
+import { FrameKind, type Frame } from './handover/tunnel-codec.ts';
+import { TunnelEnd } from './handover/tunnel.ts';
 import { loadServerKey } from './dtls/server-key.ts';
 import { RelayMetrics } from './metrics.ts';
 import { ManagementServer, sendJson } from './mgmt/server.ts';
@@ -18,11 +28,21 @@ const SWEEP_INTERVAL_MS = 1_000;
  * One relay: device UDP endpoint -> DTLS adapter -> upstream forwarder, plus the management server.
  * This file wires the parts; each part owns its own I/O.
  */
-export class Relay {
+export class Relay implements HandoverHost {
   readonly config: RelayConfig;
   readonly metrics: RelayMetrics;
   readonly adapter: DtlsAdapter;
-  private readonly log: Logger;
+  readonly log: Logger;
+  readonly tunnel: TunnelEnd;
+  readonly peers: ManagementClient;
+  private readonly queue = new PauseQueue();
+  private readonly source: HandoverSource;
+  private readonly successor: HandoverSuccessor;
+  private tunnelPortValue = 0;
+  private forwardedDatagrams = 0;
+  private lastForwardAt: number | null = null;
+  private successorName: string | null = null;
+  private predecessorVia: TunnelVia | null = null;
   private readonly endpoint: UdpEndpoint;
   private readonly forwarder: UpstreamForwarder;
   private readonly mgmt: ManagementServer;
@@ -54,7 +74,7 @@ export class Relay {
       target: config.upstream,
       mode: config.upstream.mode,
       events: {
-        reply: (session, payload) => this.adapter.send(session, payload),
+        reply: (session, payload) => this.onUpstreamReply(session, payload),
         sent: (bytes) => {
           metrics.upstreamDatagramsOut.inc();
           metrics.upstreamBytesOut.inc(bytes);
@@ -94,7 +114,19 @@ export class Relay {
       },
     });
     this.mgmt = new ManagementServer(config.mgmt.tls, (error) => this.log.error({ err: error }, 'management server error'));
+    this.tunnel = new TunnelEnd(config.tunnel.host, (error) => this.log.error({ err: error }, 'tunnel socket error'));
+    this.peers = new ManagementClient({ ...config.mgmt.tls, servername: config.mgmt.peerServername });
+    this.source = new HandoverSource(this);
+    this.successor = new HandoverSuccessor(this);
     this.addRoutes();
+  }
+
+  get podName(): string {
+    return this.config.podName;
+  }
+
+  get tunnelPort(): number {
+    return this.tunnelPortValue;
   }
 
   get state(): RelayState {
@@ -111,15 +143,18 @@ export class Relay {
 
   async start(): Promise<void> {
     this.dtlsAddress = await this.endpoint.listen(this.config.dtls.port);
+    this.tunnelPortValue = await this.tunnel.listen(this.config.tunnel.port);
     this.mgmtAddress = await this.mgmt.listen(this.config.mgmt.port, this.config.mgmt.host);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
-    this.setState('serving', null);
+    if (this.config.awaitRestore) this.setState('awaiting-restore', 'waiting for POST /v1/restore from the orchestrator');
+    else this.setState('serving', null);
     this.log.info({
       dtls: `${this.dtlsAddress.address}:${this.dtlsAddress.port}`,
       mgmt: `${this.mgmtAddress.address}:${this.mgmtAddress.port}`,
       upstream: `${this.config.upstream.host}:${this.config.upstream.port}`,
       upstreamMode: this.config.upstream.mode,
       serverKeySha256: this.publicKeySha256,
+      tunnelPort: this.tunnelPortValue,
       clientKeys: this.config.clientKeys?.size ?? 'any',
       version: VERSION,
     }, 'relay serving');
@@ -130,9 +165,10 @@ export class Relay {
     if (this.stateValue === 'stopping') return;
     this.setState('stopping', 'shutting down');
     if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.source.cancel();
     this.adapter.close();
     this.forwarder.close();
-    await Promise.all([this.endpoint.close(), this.mgmt.close()]);
+    await Promise.all([this.endpoint.close(), this.mgmt.close(), this.tunnel.close(), this.peers.close()]);
     this.log.info('relay stopped');
   }
 
@@ -147,8 +183,98 @@ export class Relay {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       sessions: { total: this.adapter.sessionCount, live, parked: this.adapter.sessionCount - live, handshaking: this.adapter.handshakeCount },
       dtls: { address: this.dtlsAddress.address, port: this.dtlsAddress.port, publicKeySha256: this.publicKeySha256 },
-      forwarding: { datagrams: 0, lastForwardAt: null, successor: null },
+      forwarding: { datagrams: this.forwardedDatagrams, lastForwardAt: this.lastForwardAt, successor: this.successorName },
     };
+  }
+
+  // --- handover host ----------------------------------------------------------------------------
+
+  pause(reason: string): void {
+    this.setState('handing-over', reason);
+  }
+
+  resume(reason: string): number {
+    this.setState('serving', null);
+    this.log.info({ reason }, 'resumed');
+    const items = this.queue.drain();
+    for (const item of items) {
+      if (item.kind === 'device') this.adapter.receive(item.datagram, item.peer, null);
+      else {
+        const session = this.adapter.getSession(item.peer);
+        if (session !== undefined) this.adapter.send(session, item.payload);
+      }
+    }
+    return items.length;
+  }
+
+  commitHandover(successor: string): number {
+    this.successorName = successor;
+    this.setState('forwarding', `handed over to ${successor}; forwarding stragglers`);
+    // The successor owns the sessions now; wipe their secrets here. Upstream sockets stay open so
+    // that late replies can still be forwarded.
+    this.adapter.discard([...this.adapter.allSessions()]);
+    const items = this.queue.drain();
+    for (const item of items) {
+      if (item.kind === 'device') this.forwardToSuccessor(FrameKind.deviceDatagram, item.datagram, item.peer);
+      else this.forwardToSuccessor(FrameKind.upstreamReply, item.payload, item.peer);
+    }
+    return items.length;
+  }
+
+  sendToDevice(datagram: Buffer, peer: PeerAddress): void {
+    this.metrics.deviceDatagramsOut.inc();
+    this.metrics.deviceBytesOut.inc(datagram.length);
+    this.endpoint.send(datagram, peer);
+  }
+
+  setRestoring(reason: string): void {
+    this.successorName = null;
+    this.setState('restoring', reason);
+  }
+
+  finishRestore(outcome: { ok: true; predecessor: string } | { ok: false; previous: RelayState; reason: string }): void {
+    if (outcome.ok) {
+      this.predecessorVia = { tunnel: true, predecessor: outcome.predecessor };
+      this.forwardedDatagrams = 0;
+      this.lastForwardAt = null;
+      this.setState('serving', null);
+    } else {
+      this.setState(outcome.previous, outcome.previous === 'serving' ? null : outcome.reason);
+    }
+  }
+
+  onPredecessorFrame(frame: Frame): void {
+    const via = this.predecessorVia ?? { tunnel: true, predecessor: 'predecessor' };
+    if (frame.kind === FrameKind.deviceDatagram) {
+      this.metrics.tunnelIn.inc();
+      this.adapter.receive(frame.payload, frame.peer, via);
+    } else if (frame.kind === FrameKind.upstreamReply) {
+      const session = this.adapter.getSession(frame.peer);
+      if (session !== undefined) this.adapter.send(session, frame.payload);
+    }
+  }
+
+  encodeState(sessions: readonly ExportedSession[]): Iterable<Buffer> {
+    const states: SessionState[] = sessions.map((session) => ({ ...session, upstream: { identity: deviceId(session.deviceKey) } }));
+    return encodeSessionChunks({ source: this.config.podName, createdAt: Date.now(), count: states.length }, states);
+  }
+
+  async decodeState(chunks: AsyncIterable<Buffer>): Promise<{ source: string; sessions: ExportedSession[] }> {
+    const decoded = await decodeSessionStream(chunks, Date.now());
+    return {
+      source: decoded.header.source,
+      sessions: decoded.sessions.map((s) => ({ peer: s.peer, deviceKey: s.deviceKey, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, dtls: s.dtls, replay: s.replay })),
+    };
+  }
+
+  private forwardToSuccessor(kind: FrameKind, payload: Buffer, peer: PeerAddress): void {
+    if (this.tunnel.send({ kind, peer, payload })) {
+      this.forwardedDatagrams++;
+      this.lastForwardAt = Date.now();
+      this.metrics.forwarded.inc();
+    } else {
+      this.metrics.drop('closed-session');
+    }
   }
 
   private setState(state: RelayState, reason: string | null): void {
@@ -160,10 +286,37 @@ export class Relay {
   private onDeviceDatagram(datagram: Buffer, peer: PeerAddress, via: Via): void {
     this.metrics.deviceDatagramsIn.inc();
     this.metrics.deviceBytesIn.inc(datagram.length);
-    this.adapter.receive(datagram, peer, via);
+    switch (this.stateValue) {
+      case 'handing-over':
+        if (!this.queue.push({ kind: 'device', datagram, peer })) this.metrics.drop('paused-overflow');
+        return;
+      case 'forwarding':
+        this.forwardToSuccessor(FrameKind.deviceDatagram, datagram, peer);
+        return;
+      default:
+        this.adapter.receive(datagram, peer, via);
+    }
   }
 
-  private transmit(datagram: Buffer, peer: PeerAddress, _via: Via): void {
+  private onUpstreamReply(session: Session, payload: Buffer): void {
+    switch (this.stateValue) {
+      case 'handing-over':
+        if (!this.queue.push({ kind: 'upstream', payload, peer: session.peer })) this.metrics.drop('paused-overflow');
+        return;
+      case 'forwarding':
+        this.forwardToSuccessor(FrameKind.upstreamReply, payload, session.peer);
+        return;
+      default:
+        this.adapter.send(session, payload);
+    }
+  }
+
+  private transmit(datagram: Buffer, peer: PeerAddress, via: Via): void {
+    // A device still routed to the predecessor must hear from the predecessor's address.
+    if (via !== null && this.tunnel.send({ kind: FrameKind.toDevice, peer, payload: datagram })) {
+      this.metrics.tunnelOut.inc();
+      return;
+    }
     this.metrics.deviceDatagramsOut.inc();
     this.metrics.deviceBytesOut.inc(datagram.length);
     this.endpoint.send(datagram, peer);
@@ -194,6 +347,10 @@ export class Relay {
           res.end(text);
         },
       })
-      .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) });
+      .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.restore, handle: (req, res) => this.successor.handle(req, res) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.handover, handle: (req, res) => this.source.handle(req, res) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.handoverCommit, handle: (req, res) => this.source.commit(req, res) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.handoverAbort, handle: (req, res) => this.source.abort(req, res) });
   }
 }

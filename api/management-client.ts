@@ -1,0 +1,137 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import type {
+  ErrorResponse, HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
+  ReadyzResponse, RestoreRequest, RestoreResponse, StatusResponse,
+} from './management.ts';
+import { MANAGEMENT_PATHS } from './management.ts';
+
+/** Client of the relay management API, used by relays (handover) and the orchestrator. Mutual TLS. */
+export interface ManagementTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  /** Name to verify the relay certificate against when URLs carry IP addresses. */
+  servername?: string;
+}
+
+export type ManagementErrorCode = 'ERR_MGMT_UNREACHABLE' | 'ERR_MGMT_TIMEOUT' | 'ERR_MGMT_HTTP' | 'ERR_MGMT_PROTOCOL';
+
+export class ManagementError extends Error {
+  readonly code: ManagementErrorCode;
+  /** HTTP status, when the relay answered. */
+  readonly status: number | null;
+  /** The relay's own error code, when it sent one. */
+  readonly remoteCode: string | null;
+
+  constructor(code: ManagementErrorCode, message: string, details: { status?: number; remoteCode?: string; cause?: unknown } = {}) {
+    super(message, { cause: details.cause });
+    this.name = 'ManagementError';
+    this.code = code;
+    this.status = details.status ?? null;
+    this.remoteCode = details.remoteCode ?? null;
+  }
+}
+
+export interface StreamResponse {
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
+}
+
+export class ManagementClient {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(tls: ManagementTls, options: { timeoutMs?: number } = {}) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.agent = new Agent({
+      connect: { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.servername, timeout: this.timeoutMs },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    });
+  }
+
+  status(base: string): Promise<StatusResponse> {
+    return this.json<StatusResponse>(base, 'GET', MANAGEMENT_PATHS.status);
+  }
+
+  /** Readiness with its reason; a 503 is an answer here, not an error. */
+  async readyz(base: string): Promise<ReadyzResponse> {
+    const response = await this.send(base, 'GET', MANAGEMENT_PATHS.readyz);
+    if (response.statusCode !== 200 && response.statusCode !== 503) throw await httpError(base, MANAGEMENT_PATHS.readyz, response);
+    return await response.body.json() as ReadyzResponse;
+  }
+
+  async metrics(base: string): Promise<string> {
+    const response = await this.send(base, 'GET', MANAGEMENT_PATHS.metrics);
+    if (response.statusCode !== 200) throw await httpError(base, MANAGEMENT_PATHS.metrics, response);
+    return response.body.text();
+  }
+
+  /** Restores can take long (100k sessions); the caller passes its own deadline. */
+  restore(base: string, body: RestoreRequest, timeoutMs = 120_000): Promise<RestoreResponse> {
+    return this.json<RestoreResponse>(base, 'POST', MANAGEMENT_PATHS.restore, body, timeoutMs);
+  }
+
+  async handover(base: string, body: HandoverRequest): Promise<StreamResponse> {
+    const response = await this.send(base, 'POST', MANAGEMENT_PATHS.handover, body);
+    if (response.statusCode !== 200) throw await httpError(base, MANAGEMENT_PATHS.handover, response);
+    return { headers: response.headers, body: response.body as unknown as StreamResponse['body'] };
+  }
+
+  commit(base: string, body: HandoverCommitRequest): Promise<HandoverCommitResponse> {
+    return this.json<HandoverCommitResponse>(base, 'POST', MANAGEMENT_PATHS.handoverCommit, body);
+  }
+
+  abort(base: string, body: HandoverAbortRequest): Promise<unknown> {
+    return this.json<unknown>(base, 'POST', MANAGEMENT_PATHS.handoverAbort, body);
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+
+  private async json<T>(base: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const response = await this.send(base, method, path, body, timeoutMs);
+    if (response.statusCode < 200 || response.statusCode > 299) throw await httpError(base, path, response);
+    try {
+      return await response.body.json() as T;
+    } catch (error) {
+      throw new ManagementError('ERR_MGMT_PROTOCOL', `${method} ${base}${path}: response is not JSON`, { status: response.statusCode, cause: error });
+    }
+  }
+
+  private async send(base: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<Dispatcher.ResponseData> {
+    let url: URL;
+    try {
+      url = new URL(path, base);
+    } catch {
+      throw new ManagementError('ERR_MGMT_PROTOCOL', `"${base}" is not a management URL (expected https://host:port)`);
+    }
+    if (url.protocol !== 'https:') throw new ManagementError('ERR_MGMT_PROTOCOL', `"${base}" must be https: the management API only speaks mutual TLS`);
+    try {
+      return await request(url, {
+        method,
+        dispatcher: this.agent,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      const err = error as Error & { code?: string };
+      const timeout = err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_CONNECT_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT';
+      throw new ManagementError(timeout ? 'ERR_MGMT_TIMEOUT' : 'ERR_MGMT_UNREACHABLE', `${method} ${url.href}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { cause: error });
+    }
+  }
+}
+
+async function httpError(base: string, path: string, response: Dispatcher.ResponseData): Promise<ManagementError> {
+  let remote: ErrorResponse | null = null;
+  try {
+    remote = await response.body.json() as ErrorResponse;
+  } catch {
+    await response.body.dump().catch(() => undefined);
+  }
+  const detail = remote?.error !== undefined ? `${remote.error.code}: ${remote.error.message}` : 'no error body';
+  return new ManagementError('ERR_MGMT_HTTP', `${base}${path} answered ${response.statusCode} (${detail})`, { status: response.statusCode, remoteCode: remote?.error?.code });
+}

@@ -1,0 +1,499 @@
+/**
+ * Encoder and decoder of the session state stream (format and compatibility rule: state-format.ts).
+ *
+ * Encoding yields chunks of about 64 KiB, so exporting 100,000 sessions never builds one giant buffer.
+ * Decoding accepts chunks split anywhere. It does not trust msgpackr to tell "incomplete" from "malformed" at a
+ * chunk boundary: a small scanner finds where each MessagePack value ends, and only complete values are handed to
+ * msgpackr. The scanner also enforces the per-value size limit and refuses ext types before anything is decoded.
+ *
+ * Restoring is all-or-nothing: sessions are only handed out by `finish()`, after the trailer's count and SHA-256
+ * matched. A failed decoder stays failed.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Packr, Unpackr } from 'msgpackr';
+import {
+  ERR_STATE_CHECKSUM,
+  ERR_STATE_FIELD,
+  ERR_STATE_FORMAT,
+  ERR_STATE_TRUNCATED,
+  ERR_STATE_USAGE,
+  StateFormatError,
+} from './state-errors.ts';
+import {
+  FORMAT_VERSION,
+  LIMITS,
+  makeHeader,
+  sessionToWire,
+  validateHeader,
+  validateTrailer,
+  validateWireRecord,
+  wireToSession,
+  type SessionState,
+  type StateHeader,
+  type StateHeaderInput,
+  type WireRecord,
+} from './state-format.ts';
+
+export interface DecodedState {
+  header: StateHeader;
+  sessions: SessionState[];
+}
+
+export interface EncodeOptions {
+  /** Chunks are emitted once they reach this size (the last one may be smaller). Default 64 KiB. */
+  chunkBytes?: number;
+}
+
+export interface DecodeOptions {
+  /** Local epoch ms that the records' ages count back from. */
+  now: number;
+  /** Reader version to act as; only tests of the compatibility rule set it. Default FORMAT_VERSION. */
+  readerVersion?: number;
+}
+
+const DEFAULT_CHUNK_BYTES = 64 * 1024;
+const MAX_NESTING = 32;
+
+// Plain MessagePack, readable by any MessagePack tool: no record extension, fixmap headers for small maps.
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+
+const UNPACK_OPTIONS = { useRecords: false, mapsAsObjects: true, int64AsType: 'number' } as const;
+
+// msgpackr writes integers that do not fit 32 bits as float64; as bigint they go out as int64, which every
+// MessagePack implementation reads back as an integer.
+function int64(n: number): number {
+  return n > 0xffffffff ? (BigInt(n) as unknown as number) : n;
+}
+
+function packRecord(wire: WireRecord): Buffer {
+  wire.d.os = int64(wire.d.os);
+  wire.w.t = int64(wire.w.t);
+  wire.a = int64(wire.a);
+  wire.i = int64(wire.i);
+  return packr.pack(wire);
+}
+
+function usage(message: string): StateFormatError {
+  return new StateFormatError(ERR_STATE_USAGE, message);
+}
+
+/**
+ * Encodes a header, the sessions and the trailer as a sequence of Buffers. Sessions are read lazily as the
+ * consumer pulls chunks: the relay must have stopped changing them. A session that fails validation throws from
+ * the generator with the record index and field, after earlier chunks were already yielded; a receiver of the
+ * partial stream then fails with ERR_STATE_TRUNCATED, never with a partial restore.
+ *
+ * Use it with `Readable.from(encodeSessionChunks(...))` to stream to an HTTP response.
+ */
+export function* encodeSessionChunks(
+  header: StateHeaderInput,
+  sessions: Iterable<SessionState>,
+  options: EncodeOptions = {},
+): Generator<Buffer, void, undefined> {
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1) {
+    throw usage(`options.chunkBytes must be a positive integer, got ${String(chunkBytes)}`);
+  }
+  const count = header?.count ?? (Array.isArray(sessions) ? sessions.length : undefined);
+  if (count === undefined) {
+    throw usage('header.count is required when sessions is an iterable rather than an array');
+  }
+  const wireHeader = makeHeader(header, count);
+  const createdAt = wireHeader.createdAt;
+  const hash = createHash('sha256');
+
+  let parts: Buffer[] = [];
+  let size = 0;
+  // Copies the packed values out of msgpackr's shared buffer and hashes them in one call per chunk.
+  const flush = (): Buffer => {
+    const chunk = Buffer.concat(parts, size);
+    hash.update(chunk);
+    parts = [];
+    size = 0;
+    return chunk;
+  };
+  const add = (packed: Buffer): void => {
+    parts.push(packed);
+    size += packed.length;
+  };
+
+  add(packr.pack({ ...wireHeader, createdAt: int64(createdAt) }));
+  let index = 0;
+  for (const session of sessions) {
+    if (index === count) {
+      throw new StateFormatError(ERR_STATE_FIELD, `header.count is ${count} but sessions yielded more`, {
+        field: 'header.count',
+      });
+    }
+    const record = packRecord(sessionToWire(session, createdAt, index));
+    if (record.length > LIMITS.maxValueBytes) {
+      // Cannot happen with version 1 fields; guards future additions against writing what readers refuse.
+      throw new StateFormatError(
+        ERR_STATE_FIELD,
+        `record ${index}: encodes to ${record.length} bytes, the limit is ${LIMITS.maxValueBytes}`,
+        { record: index },
+      );
+    }
+    add(record);
+    index++;
+    if (size >= chunkBytes) yield flush();
+  }
+  if (index !== count) {
+    throw new StateFormatError(ERR_STATE_FIELD, `header.count is ${count} but sessions yielded ${index}`, {
+      field: 'header.count',
+    });
+  }
+  const body = flush();
+  const trailer = packr.pack({ count, sha256: hash.digest() });
+  yield Buffer.concat([body, trailer]);
+}
+
+/** Whole stream in one Buffer: fixtures, tests, small states. */
+export function encodeSessions(header: StateHeaderInput, sessions: Iterable<SessionState>): Buffer {
+  return Buffer.concat([...encodeSessionChunks(header, sessions)]);
+}
+
+/**
+ * Incremental decoder. `push()` chunks as they arrive (any boundaries), then `finish()`; only `finish()` returns
+ * sessions, and only if the stream was complete and intact. Errors are thrown as early as they can be detected
+ * (a version refusal as soon as the header is in) and every later call rethrows the first error.
+ */
+export class StateDecoder {
+  readonly #now: number;
+  readonly #readerVersion: number;
+  readonly #unpackr = new Unpackr(UNPACK_OPTIONS);
+  readonly #hash: Hash = createHash('sha256');
+  readonly #sessions: SessionState[] = [];
+  readonly #stack: number[] = [];
+  /** Bytes of an incomplete value, waiting for more. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Pending bytes needed before a new scan can make progress (known from a length prefix). */
+  #needBytes = 0;
+  /** Stream offset of the first pending byte. */
+  #offset = 0;
+  #header: StateHeader | undefined;
+  #trailerSeen = false;
+  #error: unknown;
+  #done = false;
+
+  constructor(options: DecodeOptions) {
+    const now = options?.now;
+    if (typeof now !== 'number' || !Number.isFinite(now)) {
+      throw usage(`options.now must be epoch milliseconds, got ${typeof now}`);
+    }
+    this.#now = now;
+    this.#readerVersion = options.readerVersion ?? FORMAT_VERSION;
+  }
+
+  /** The header, once it has been read and accepted. */
+  get header(): StateHeader | undefined {
+    return this.#header;
+  }
+
+  /** Records read and validated so far. */
+  get recordsRead(): number {
+    return this.#sessions.length;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#checkUsable();
+    if (!(chunk instanceof Uint8Array)) throw usage(`push() takes a Buffer or Uint8Array, got ${typeof chunk}`);
+    if (chunk.length === 0) return;
+    try {
+      this.#push(chunk);
+    } catch (error) {
+      this.#error = error;
+      throw error;
+    }
+  }
+
+  /** Verifies that the stream ended right after a matching trailer and returns everything it held. */
+  finish(): DecodedState {
+    this.#checkUsable();
+    this.#done = true;
+    const header = this.#header;
+    let error: StateFormatError | undefined;
+    if (header === undefined) {
+      error = truncated(`stream ended before its header was complete (${this.#pendingBytes} bytes)`, 0);
+    } else if (this.#pendingBytes > 0) {
+      const where = this.#sessions.length < header.count ? `record ${this.#sessions.length}` : 'the trailer';
+      error = truncated(`stream ended inside ${where} (${this.#pendingBytes} bytes of it received)`, this.#offset);
+    } else if (this.#sessions.length < header.count) {
+      error = truncated(`stream ended after ${this.#sessions.length} of ${header.count} records`, this.#offset);
+    } else if (!this.#trailerSeen) {
+      error = truncated(`stream ended after all ${header.count} records but before the trailer`, this.#offset);
+    }
+    if (error) {
+      this.#error = error;
+      throw error;
+    }
+    return { header: header!, sessions: this.#sessions };
+  }
+
+  #checkUsable(): void {
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#done) throw usage('the decoder has finished; create a new one for another stream');
+  }
+
+  #push(input: Uint8Array): void {
+    // A Buffer view of our own: msgpackr caches a DataView on the object it reads, and the caller's stays clean.
+    const chunk = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    const total = this.#pendingBytes + chunk.length;
+    if (total < this.#needBytes) {
+      // Still inside a value whose length is known: do not rescan, just keep a private copy of the bytes.
+      this.#pending.push(Buffer.from(chunk));
+      this.#pendingBytes = total;
+      return;
+    }
+    const buf = this.#pendingBytes > 0 ? Buffer.concat([...this.#pending, chunk], total) : chunk;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#needBytes = 0;
+
+    let pos = 0;
+    let hashFrom = 0;
+    while (pos < buf.length) {
+      if (this.#trailerSeen) {
+        throw new StateFormatError(ERR_STATE_FORMAT, `unexpected data after the trailer at byte ${this.#offset + pos}`, {
+          offset: this.#offset + pos,
+        });
+      }
+      const end = this.#scan(buf, pos);
+      if (end < 0) {
+        this.#needBytes = -end - pos;
+        break;
+      }
+      const value = this.#unpack(buf, pos, end);
+      if (this.#header === undefined) {
+        this.#header = validateHeader(value, this.#readerVersion);
+      } else if (this.#sessions.length < this.#header.count) {
+        this.#record(value, this.#offset + pos);
+      } else {
+        this.#hash.update(buf.subarray(hashFrom, pos));
+        hashFrom = end;
+        this.#trailer(value, this.#offset + pos);
+      }
+      pos = end;
+    }
+    if (!this.#trailerSeen) this.#hash.update(buf.subarray(hashFrom, pos));
+    if (pos < buf.length) {
+      // Copy: the tail is at most one value, and the caller's chunk may be reused once push() returns.
+      this.#pending.push(Buffer.from(buf.subarray(pos)));
+      this.#pendingBytes = buf.length - pos;
+    }
+    this.#offset += pos;
+  }
+
+  #record(value: unknown, offset: number): void {
+    const index = this.#sessions.length;
+    try {
+      validateWireRecord(value, index);
+    } catch (error) {
+      if (looksLikeTrailer(value)) {
+        throw new StateFormatError(
+          ERR_STATE_FORMAT,
+          `found the trailer after ${index} records, but the header announced ${this.#header!.count}`,
+          { offset },
+        );
+      }
+      throw error;
+    }
+    this.#sessions.push(wireToSession(value, this.#now));
+  }
+
+  #trailer(value: unknown, offset: number): void {
+    const header = this.#header!;
+    if (isRecordLike(value)) {
+      throw new StateFormatError(
+        ERR_STATE_FORMAT,
+        `expected the trailer after the ${header.count} records the header announced, got another record at byte ${offset}`,
+        { offset },
+      );
+    }
+    const trailer = validateTrailer(value);
+    this.#trailerSeen = true;
+    if (trailer.count !== header.count) {
+      throw new StateFormatError(
+        ERR_STATE_CHECKSUM,
+        `trailer.count is ${trailer.count} but the header announced ${header.count} records and ${this.#sessions.length} were read`,
+        { field: 'trailer.count', offset },
+      );
+    }
+    const digest = this.#hash.digest();
+    if (!digest.equals(trailer.sha256)) {
+      throw new StateFormatError(
+        ERR_STATE_CHECKSUM,
+        'trailer.sha256 does not match the header and records received: the stream was altered',
+        { field: 'trailer.sha256', offset },
+      );
+    }
+  }
+
+  #unpack(buf: Buffer, start: number, end: number): unknown {
+    try {
+      return this.#unpackr.unpack(buf, { start, end });
+    } catch (error) {
+      // msgpackr's message may quote decoded data, which can be key material: report its class only.
+      throw new StateFormatError(
+        ERR_STATE_FORMAT,
+        `MessagePack value at byte ${this.#offset + start} could not be decoded (${(error as Error)?.name ?? 'error'})`,
+        { offset: this.#offset + start },
+      );
+    }
+  }
+
+  /**
+   * Returns the end of the MessagePack value starting at `start`, or, when `buf` ends inside it, the negated
+   * buffer length needed before another scan can get further. Containers are tracked with a stack of remaining
+   * item counts instead of recursion.
+   */
+  #scan(buf: Buffer, start: number): number {
+    const end = buf.length;
+    const limit = start + LIMITS.maxValueBytes;
+    const stack = this.#stack;
+    stack.length = 0;
+    let remaining = 1;
+    let pos = start;
+    for (;;) {
+      if (pos >= end) return -(pos + 1);
+      const b = buf[pos]!;
+      let head = 1;
+      let len = 0;
+      let items = 0;
+      if (b <= 0x7f || b >= 0xe0) {
+        // positive or negative fixint
+      } else if (b <= 0x8f) {
+        items = (b & 0x0f) * 2;
+      } else if (b <= 0x9f) {
+        items = b & 0x0f;
+      } else if (b <= 0xbf) {
+        len = b & 0x1f;
+      } else {
+        switch (b) {
+          case 0xc0: // nil
+          case 0xc2: // false
+          case 0xc3: // true
+            break;
+          case 0xcc:
+          case 0xd0:
+            head = 2;
+            break;
+          case 0xcd:
+          case 0xd1:
+            head = 3;
+            break;
+          case 0xca:
+          case 0xce:
+          case 0xd2:
+            head = 5;
+            break;
+          case 0xcb:
+          case 0xcf:
+          case 0xd3:
+            head = 9;
+            break;
+          case 0xc4: // bin 8
+          case 0xd9: // str 8
+            head = 2;
+            if (pos + head > end) return -(pos + head);
+            len = buf[pos + 1]!;
+            break;
+          case 0xc5:
+          case 0xda:
+            head = 3;
+            if (pos + head > end) return -(pos + head);
+            len = buf.readUInt16BE(pos + 1);
+            break;
+          case 0xc6:
+          case 0xdb:
+            head = 5;
+            if (pos + head > end) return -(pos + head);
+            len = buf.readUInt32BE(pos + 1);
+            break;
+          case 0xdc: // array 16
+          case 0xde: // map 16
+            head = 3;
+            if (pos + head > end) return -(pos + head);
+            items = buf.readUInt16BE(pos + 1) * (b === 0xde ? 2 : 1);
+            break;
+          case 0xdd:
+          case 0xdf:
+            head = 5;
+            if (pos + head > end) return -(pos + head);
+            items = buf.readUInt32BE(pos + 1) * (b === 0xdf ? 2 : 1);
+            break;
+          default:
+            // 0xc1 is never used; c7-c9 and d4-d8 are ext types, which this format does not allow (rule 6).
+            throw new StateFormatError(
+              ERR_STATE_FORMAT,
+              `byte 0x${b.toString(16)} at stream byte ${this.#offset + pos} is ${
+                b === 0xc1 ? 'not valid MessagePack' : 'a MessagePack ext type, which this format does not allow'
+              }`,
+              { offset: this.#offset + pos },
+            );
+        }
+      }
+      const next = pos + head + len;
+      // Every item takes at least one byte, so a container's minimum size is known from its header.
+      if (next + items > limit) {
+        throw new StateFormatError(
+          ERR_STATE_FORMAT,
+          `MessagePack value at stream byte ${this.#offset + start} is larger than ${LIMITS.maxValueBytes} bytes`,
+          { offset: this.#offset + start },
+        );
+      }
+      if (next > end) return -next;
+      pos = next;
+      if (items > 0) {
+        if (stack.length === MAX_NESTING) {
+          throw new StateFormatError(
+            ERR_STATE_FORMAT,
+            `MessagePack value at stream byte ${this.#offset + start} nests deeper than ${MAX_NESTING} levels`,
+            { offset: this.#offset + start },
+          );
+        }
+        stack.push(remaining - 1);
+        remaining = items;
+        continue;
+      }
+      remaining--;
+      while (remaining === 0) {
+        if (stack.length === 0) return pos;
+        remaining = stack.pop()!;
+      }
+    }
+  }
+}
+
+function truncated(message: string, offset: number): StateFormatError {
+  return new StateFormatError(ERR_STATE_TRUNCATED, message, { offset });
+}
+
+function looksLikeTrailer(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'sha256' in value && !('p' in value);
+}
+
+function isRecordLike(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'p' in value && 'd' in value;
+}
+
+/** Decodes a complete stream held in memory. */
+export function decodeSessions(buf: Uint8Array, now: number): DecodedState {
+  const decoder = new StateDecoder({ now });
+  decoder.push(buf);
+  return decoder.finish();
+}
+
+/**
+ * Decodes a stream delivered in chunks, e.g. an HTTP response body. If a chunk fails, the source iterator is
+ * closed (for await does that), which aborts the download.
+ */
+export async function decodeSessionStream(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  now: number,
+): Promise<DecodedState> {
+  const decoder = new StateDecoder({ now });
+  for await (const chunk of source) decoder.push(chunk);
+  return decoder.finish();
+}

@@ -1,0 +1,32 @@
+import type { Logger } from 'pino';
+import type { RelayState } from '../../api/management.ts';
+import type { ManagementClient } from '../../api/management-client.ts';
+import type { DtlsAdapter, ExportedSession } from '../dtls/adapter.ts';
+import type { PeerAddress } from '../session/session.ts';
+import type { TunnelEnd } from './tunnel.ts';
+
+/** What the handover roles need from the relay that hosts them (implemented by Relay). */
+export interface HandoverHost {
+  readonly podName: string;
+  readonly state: RelayState;
+  readonly log: Logger;
+  readonly adapter: DtlsAdapter;
+  readonly tunnel: TunnelEnd;
+  readonly tunnelPort: number;
+  readonly peers: ManagementClient;
+  /** Old side: stop processing; queue what arrives. */
+  pause(reason: string): void;
+  /** Old side: serve again; replays the queue locally. Returns how many items were replayed. */
+  resume(reason: string): number;
+  /** Old side: hand the sessions over for good; forward the queue and all later traffic. Returns the number forwarded. */
+  commitHandover(successor: string): number;
+  /** Old side: a record the successor wants sent to a device from this relay's socket. */
+  sendToDevice(datagram: Buffer, peer: PeerAddress): void;
+  /** New side: enter or leave the restoring state. */
+  setRestoring(reason: string): void;
+  finishRestore(outcome: { ok: true; predecessor: string } | { ok: false; previous: RelayState; reason: string }): void;
+  /** New side: a frame from the predecessor's tunnel. */
+  onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame): void;
+  encodeState(sessions: readonly ExportedSession[]): Iterable<Buffer>;
+  decodeState(chunks: AsyncIterable<Buffer>): Promise<{ source: string; sessions: ExportedSession[] }>;
+}

@@ -1,0 +1,162 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RestoreRequest, RestoreResponse } from '../../api/management.ts';
+import { HANDOVER_HEADERS } from '../../api/management.ts';
+import { ManagementError } from '../../api/management-client.ts';
+import type { ExportedSession } from '../dtls/adapter.ts';
+import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
+import type { Session } from '../session/session.ts';
+import { fenceSequence } from './fence.ts';
+import type { HandoverHost } from './host.ts';
+import { TunnelSealer } from './tunnel-codec.ts';
+
+const DEFAULT_COMMIT_TIMEOUT_MS = 10_000;
+const COMMIT_RETRY_MS = 200;
+
+/** Route marker of sessions whose device still reaches us through the predecessor. */
+export interface TunnelVia {
+  readonly tunnel: true;
+  readonly predecessor: string;
+}
+
+/**
+ * The NEW relay's side: POST /v1/restore pulls the predecessor's sessions, validates all of them,
+ * applies the nonce fence, imports them parked, arms the straggler tunnel and commits. Only after
+ * the predecessor acknowledged the commit does this relay report ready. Any failure before that
+ * aborts the handover on the predecessor (which resumes serving) and discards what was imported.
+ */
+export class HandoverSuccessor {
+  private readonly host: HandoverHost;
+  private busy = false;
+
+  constructor(host: HandoverHost) {
+    this.host = host;
+  }
+
+  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const body = parseRestoreRequest(await readJson(request));
+    const previous = this.host.state;
+    if (this.busy) throw new HttpError(409, 'ERR_RESTORE_IN_PROGRESS', 'a restore is already running');
+    if (previous === 'handing-over' || previous === 'stopping' || previous === 'starting') {
+      throw new HttpError(409, 'ERR_NOT_RESTORABLE', `relay is ${previous}; it cannot restore now`);
+    }
+    if (previous === 'serving' && this.host.adapter.sessionCount > 0) {
+      throw new HttpError(409, 'ERR_HAS_SESSIONS', `relay serves ${this.host.adapter.sessionCount} sessions of its own; restoring over them would lose them`);
+    }
+    this.busy = true;
+    try {
+      const outcome = await this.restore(body, previous);
+      sendJson(response, 200, outcome);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async restore(body: RestoreRequest, previous: typeof this.host.state): Promise<RestoreResponse> {
+    const { host } = this;
+    const started = performance.now();
+    const commitTimeoutMs = body.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
+    const log = host.log.child({ restoreFrom: body.from });
+    host.setRestoring(`restoring from ${body.from}`);
+    const key = TunnelSealer.newKey();
+    let handoverId: string | null = null;
+    let imported: Session[] = [];
+    try {
+      const stream = await host.peers.handover(body.from, {
+        successor: host.podName,
+        tunnelPort: host.tunnelPort,
+        tunnelKey: key.toString('base64'),
+        commitTimeoutMs,
+      });
+      handoverId = headerOf(stream.headers, HANDOVER_HEADERS.id);
+      const predecessorTunnelPort = Number(headerOf(stream.headers, HANDOVER_HEADERS.tunnelPort));
+      let bytes = 0;
+      const counted = (async function* () {
+        for await (const chunk of stream.body) {
+          bytes += chunk.length;
+          yield chunk;
+        }
+      })();
+      // All or nothing: decodeState returns only after the trailer checked out.
+      const state = await host.decodeState(counted);
+      const { fenced, skipped } = applyFence(state.sessions);
+      const via: TunnelVia = { tunnel: true, predecessor: state.source };
+      await host.tunnel.open({
+        key,
+        role: 'new',
+        remoteHost: new URL(body.from).hostname.replace(/^\[|\]$/g, ''),
+        remotePort: predecessorTunnelPort,
+        onFrame: (frame) => host.onPredecessorFrame(frame),
+      });
+      imported = host.adapter.importSessions(fenced);
+      // Until a device's flow reaches us directly, its answers go out through the predecessor,
+      // whose address the device's NAT and the load balancer's conntrack still expect.
+      for (const session of imported) session.via = via;
+      const commit = await this.commit(body.from, handoverId, commitTimeoutMs);
+      const durationMs = Math.round(performance.now() - started);
+      host.finishRestore({ ok: true, predecessor: state.source });
+      log.info({ sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded }, 'restore committed; serving');
+      return { from: body.from, sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded };
+    } catch (error) {
+      host.adapter.discard(imported);
+      host.tunnel.shut();
+      if (handoverId !== null) {
+        await host.peers.abort(body.from, { handoverId, reason: (error as Error).message }).catch(() => undefined);
+      }
+      const reason = `restore from ${body.from} failed: ${(error as Error).message}`;
+      host.finishRestore({ ok: false, previous, reason });
+      log.error({ code: (error as { code?: string }).code }, reason);
+      if (error instanceof HttpError) throw error;
+      const code = (error as { code?: string }).code ?? 'ERR_RESTORE_FAILED';
+      throw new HttpError(502, code, reason);
+    }
+  }
+
+  /** The commit is idempotent on the predecessor, so a lost answer is simply asked again. */
+  private async commit(from: string, handoverId: string, timeoutMs: number) {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.host.peers.commit(from, { handoverId });
+      } catch (error) {
+        const retryable = error instanceof ManagementError && (error.code === 'ERR_MGMT_UNREACHABLE' || error.code === 'ERR_MGMT_TIMEOUT');
+        if (!retryable || performance.now() + COMMIT_RETRY_MS > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, COMMIT_RETRY_MS));
+      }
+    }
+  }
+}
+
+/** Moves every session's next outbound sequence number past the fence; leaves out the few that cannot be fenced. */
+export function applyFence(sessions: readonly ExportedSession[]): { fenced: ExportedSession[]; skipped: number } {
+  const fenced: ExportedSession[] = [];
+  let skipped = 0;
+  for (const session of sessions) {
+    const outSeq = fenceSequence(session.dtls.outSeq);
+    if (outSeq === null) skipped++;
+    else fenced.push({ ...session, dtls: { ...session.dtls, outSeq } });
+  }
+  return { fenced, skipped };
+}
+
+export function parseRestoreRequest(value: unknown): RestoreRequest {
+  const body = value as Partial<RestoreRequest> | null;
+  if (body === null || typeof body !== 'object') throw new HttpError(400, 'ERR_BAD_REQUEST', 'body must be a JSON object like {"from": "https://old-relay:8443"}');
+  if (typeof body.from !== 'string') throw new HttpError(400, 'ERR_BAD_REQUEST', 'from must be the management URL of the old relay, e.g. https://relay-a-0:8443');
+  let url: URL;
+  try {
+    url = new URL(body.from);
+  } catch {
+    throw new HttpError(400, 'ERR_BAD_REQUEST', `from "${body.from}" is not a URL (expected https://host:port)`);
+  }
+  if (url.protocol !== 'https:') throw new HttpError(400, 'ERR_BAD_REQUEST', `from must be an https URL, got ${url.protocol}`);
+  if (body.commitTimeoutMs !== undefined && (!Number.isInteger(body.commitTimeoutMs) || body.commitTimeoutMs < 100 || body.commitTimeoutMs > 120_000)) {
+    throw new HttpError(400, 'ERR_BAD_REQUEST', `commitTimeoutMs must be a whole number from 100 to 120000, got ${JSON.stringify(body.commitTimeoutMs)}`);
+  }
+  return { from: body.from, commitTimeoutMs: body.commitTimeoutMs };
+}
+
+function headerOf(headers: Record<string, string | string[] | undefined>, name: string): string {
+  const value = headers[name];
+  if (typeof value !== 'string' || value === '') throw new ManagementError('ERR_MGMT_PROTOCOL', `handover answer lacks the ${name} header`);
+  return value;
+}
