@@ -1,0 +1,616 @@
+/**
+ * The I/O half of the device-side DTLS 1.2 client: one connected UDP socket per session, the handshake
+ * retransmission timer (RFC 6347 4.2.4), record protection and the inbound record filter.
+ * The handshake logic itself is the pure ClientHandshake.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { KeyObject } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { CcmRecordProtection } from './ccm.ts';
+import {
+  AlertDescription,
+  AlertLevel,
+  ContentType,
+  DTLS_1_0,
+  DTLS_1_2,
+  MAX_PLAINTEXT_LENGTH,
+  alertName,
+} from './constants.ts';
+import { DtlsClientError, isDtlsClientError } from './errors.ts';
+import {
+  ClientHandshake,
+  type ClientCredential,
+  type EstablishedSessionInfo,
+  type HandshakeStep,
+  type OutgoingRecord,
+} from './handshake.ts';
+import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment, type RecordHeader } from './record.ts';
+import { ReplayWindow } from './replay-window.ts';
+import { deviceKeyFrom, loadPublicKey, type DeviceKey, type KeyInput } from '../keys.ts';
+
+export interface DtlsClientOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The relay's pinned public key: KeyObject, SPKI DER or PEM. */
+  readonly serverPublicKey: KeyInput;
+  /**
+   * The device key (KeyObject, PEM, DER, or a DeviceKey to skip re-deriving the SPKI), or null to send an
+   * empty Certificate. Required so that an unauthenticated session is always a deliberate choice.
+   */
+  readonly clientKey: KeyInput | DeviceKey | null;
+  /** Local address to bind, e.g. 127.x.y.z to spread many devices over loopback addresses. */
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  /** Overall deadline for connect(), from the call until the server Finished. Default 30 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** First retransmission timeout; it doubles on each retransmission of the same flight. Default 1 s. */
+  readonly retransmitInitialMs?: number;
+  /** Ceiling of the doubling. Default 60 s (RFC 6347 4.2.4.1). */
+  readonly retransmitMaxMs?: number;
+  /** Timer-driven retransmissions of one flight before the handshake fails. Default 6. */
+  readonly maxRetransmissions?: number;
+}
+
+export type DtlsClientState = 'idle' | 'connecting' | 'established' | 'closed';
+
+export type CloseReason =
+  /** close() was called. */
+  | 'local'
+  /** The server sent close_notify (the relay does this to devices it refuses, right after the handshake). */
+  | 'peer-closed'
+  /** The server sent a fatal alert; `alert` names it. */
+  | 'fatal-alert'
+  /** connect() failed: timeout, bad signature, unexpected message...; `error` says which. */
+  | 'handshake-failed'
+  /** The UDP socket failed. */
+  | 'socket-error';
+
+export interface CloseInfo {
+  readonly reason: CloseReason;
+  /** Alert description name, e.g. 'close_notify' or 'handshake_failure', when an alert ended the session. */
+  readonly alert?: string;
+  readonly error?: DtlsClientError;
+}
+
+export interface DtlsClientStats {
+  /** Completed handshakes. */
+  handshakes: number;
+  /** Flights resent, by the timer or because the server repeated its flight. */
+  handshakeRetransmissions: number;
+  /** Records accepted: plaintext handshake records, and protected records that authenticated. */
+  recordsIn: number;
+  recordsOut: number;
+  /** UDP payload bytes. */
+  bytesIn: number;
+  bytesOut: number;
+  replaysDropped: number;
+  /** Records that failed authentication, had an unknown epoch or version, or could not be parsed. */
+  badRecordsDropped: number;
+  /** Send failures and ICMP errors, which are counted and otherwise ignored. */
+  socketErrors: number;
+  /** Highest authenticated inbound epoch-1 sequence number; -1 before the first. */
+  lastInboundSeq: number;
+  /** Last epoch-1 sequence number sent; -1 before the first. */
+  lastOutboundSeq: number;
+}
+
+export interface DtlsClientEvents {
+  message: [payload: Buffer];
+  close: [info: CloseInfo];
+  /** Only emitted when someone listens: every failure also ends in 'close' with its error. */
+  error: [error: DtlsClientError];
+}
+
+interface ResolvedOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly serverPublicKey: KeyObject;
+  readonly credential: ClientCredential | null;
+  readonly deviceId: string | null;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly handshakeTimeoutMs: number;
+  readonly retransmitInitialMs: number;
+  readonly retransmitMaxMs: number;
+  readonly maxRetransmissions: number;
+}
+
+/** ICMP reports on a connected UDP socket: a device on a real network would not see them, so they are noise. */
+const TRANSIENT_SOCKET_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOBUFS']);
+const CLOSE_NOTIFY = Buffer.of(AlertLevel.warning, AlertDescription.closeNotify);
+
+export class DtlsClient extends EventEmitter<DtlsClientEvents> {
+  /** The server's MBEDTLS_SSL_MAX_CONTENT_LEN: the largest payload send() accepts. */
+  static readonly maxPayloadLength = MAX_PLAINTEXT_LENGTH;
+
+  readonly #options: ResolvedOptions;
+  #state: DtlsClientState = 'idle';
+  #socket: Socket | null = null;
+  #socketClosed: Promise<void> = Promise.resolve();
+  #handshake: ClientHandshake | null = null;
+  #session: EstablishedSessionInfo | null = null;
+  #protection: CcmRecordProtection | null = null;
+  readonly #replayWindow = new ReplayWindow();
+  #epoch0Sequence = 0;
+  #epoch1Sequence = 0;
+  readonly #header: RecordHeader = createRecordHeader();
+  readonly #stats: DtlsClientStats = {
+    handshakes: 0,
+    handshakeRetransmissions: 0,
+    recordsIn: 0,
+    recordsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    replaysDropped: 0,
+    badRecordsDropped: 0,
+    socketErrors: 0,
+    lastInboundSeq: -1,
+    lastOutboundSeq: -1,
+  };
+
+  #connectPromise: Promise<void> | null = null;
+  #resolveConnect: (() => void) | null = null;
+  #rejectConnect: ((error: DtlsClientError) => void) | null = null;
+  #handshakeDeadline = 0;
+  #retransmitTimer: NodeJS.Timeout | null = null;
+  #retransmitDelayMs = 0;
+  #timerRetransmissions = 0;
+  #lastSocketError: Error | null = null;
+
+  constructor(options: DtlsClientOptions) {
+    super();
+    this.#options = resolveOptions(options);
+  }
+
+  get state(): DtlsClientState {
+    return this.#state;
+  }
+
+  /** Hex SHA-256 of the device's SPKI, or null for a key-less client. */
+  get deviceId(): string | null {
+    return this.#options.deviceId;
+  }
+
+  /** Session id, randoms and whether the client authenticated, once established. */
+  get session(): EstablishedSessionInfo | null {
+    return this.#session;
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): DtlsClientStats {
+    return { ...this.#stats };
+  }
+
+  /** The bound local address, once the socket is up (where the relay sees this device). */
+  get localAddress(): AddressInfo | null {
+    try {
+      return this.#socket?.address() ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Lets the process exit while this session is open (the socket no longer holds the event loop). */
+  unref(): this {
+    this.#socket?.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.#socket?.ref();
+    return this;
+  }
+
+  /** Runs the handshake. Resolves once the server Finished verifies; rejects with a DtlsClientError. */
+  connect(): Promise<void> {
+    if (this.#connectPromise !== null) return this.#connectPromise;
+    if (this.#state === 'closed') return Promise.reject(new DtlsClientError('ERR_DTLS_CLOSED', 'client is closed'));
+    this.#state = 'connecting';
+    this.#handshakeDeadline = performance.now() + this.#options.handshakeTimeoutMs;
+    this.#connectPromise = new Promise<void>((resolve, reject) => {
+      this.#resolveConnect = resolve;
+      this.#rejectConnect = reject;
+    });
+    this.#armTimer(this.#options.handshakeTimeoutMs);
+    this.#openSocketAndStart().catch((error: unknown) => {
+      this.#terminate({ reason: 'socket-error', error: asSocketError(error, 'cannot open the UDP socket') });
+    });
+    return this.#connectPromise;
+  }
+
+  /** Sends one application-data record in its own datagram. */
+  send(payload: Uint8Array): void {
+    if (this.#state !== 'established') {
+      throw new DtlsClientError('ERR_DTLS_NOT_CONNECTED', `cannot send in state ${this.#state}`);
+    }
+    if (payload.length > MAX_PLAINTEXT_LENGTH) {
+      throw new DtlsClientError('ERR_DTLS_PAYLOAD_TOO_LARGE',
+        `payload of ${payload.length} bytes exceeds the server limit of ${MAX_PLAINTEXT_LENGTH}`);
+    }
+    const sequence = this.#epoch1Sequence++;
+    this.#stats.lastOutboundSeq = sequence;
+    this.#transmit(this.#protection!.seal(ContentType.applicationData, 1, sequence, payload));
+  }
+
+  /**
+   * Ends the session: sends close_notify first when established, unless `notify` is false (a device that
+   * just vanishes). Resolves once the socket is closed.
+   */
+  async close(options: { notify?: boolean } = {}): Promise<void> {
+    if (this.#state === 'closed') return this.#socketClosed;
+    if (this.#state === 'established' && options.notify !== false && this.#socket !== null) {
+      const sequence = this.#epoch1Sequence++;
+      this.#stats.lastOutboundSeq = sequence;
+      const record = this.#protection!.seal(ContentType.alert, 1, sequence, CLOSE_NOTIFY);
+      // Waiting for the send callback makes sure close_notify leaves before the socket closes.
+      await new Promise<void>((resolve) => {
+        this.#stats.recordsOut++;
+        this.#stats.bytesOut += record.length;
+        this.#socket!.send(record, () => resolve());
+      });
+    }
+    this.#terminate({ reason: 'local' });
+    return this.#socketClosed;
+  }
+
+  // ------------------------------------------------------------------ setup
+
+  async #openSocketAndStart(): Promise<void> {
+    const { host, port, localAddress, localPort } = this.#options;
+    const target = isIP(host) !== 0 ? { address: host, family: isIP(host) } : await lookup(host);
+    if (this.#state !== 'connecting') return;
+    const socket = createSocket({ type: target.family === 6 ? 'udp6' : 'udp4' });
+    this.#socket = socket;
+    this.#socketClosed = new Promise<void>((resolve) => socket.once('close', resolve));
+    await settleSocket(socket, (done) => {
+      if (localAddress !== undefined || localPort !== undefined) {
+        socket.bind({ address: localAddress, port: localPort ?? 0, exclusive: true }, () => {
+          socket.connect(port, target.address, done);
+        });
+      } else {
+        socket.connect(port, target.address, done);
+      }
+    });
+    if (this.#state !== 'connecting') return;
+    socket.on('message', this.#onDatagram);
+    socket.on('error', this.#onSocketError);
+
+    this.#handshake = new ClientHandshake({
+      serverPublicKey: this.#options.serverPublicKey,
+      clientCredential: this.#options.credential,
+    });
+    this.#applyStep(this.#handshake.start());
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  readonly #onDatagram = (datagram: Buffer): void => {
+    this.#stats.bytesIn += datagram.length;
+    const header = this.#header;
+    let offset = 0;
+    while (offset < datagram.length && this.#state !== 'closed') {
+      const next = readRecordHeader(datagram, offset, header);
+      if (next < 0) {
+        this.#stats.badRecordsDropped++;
+        return;
+      }
+      if (header.epoch === 0) this.#onPlaintextRecord(datagram, header);
+      else this.#onProtectedRecord(datagram, header);
+      offset = next;
+    }
+  };
+
+  #onPlaintextRecord(datagram: Buffer, header: RecordHeader): void {
+    // After the handshake, plaintext is noise: nothing unauthenticated may change an established session.
+    if (this.#handshake === null || (header.version !== DTLS_1_2 && header.version !== DTLS_1_0)) {
+      this.#stats.badRecordsDropped++;
+      return;
+    }
+    const fragment = recordFragment(datagram, header);
+    if (header.type === ContentType.handshake || header.type === ContentType.changeCipherSpec) {
+      this.#stats.recordsIn++;
+      this.#feedHandshake(header.type, 0, fragment);
+    } else if (header.type === ContentType.alert) {
+      this.#stats.recordsIn++;
+      this.#onAlert(fragment);
+    } else {
+      this.#stats.badRecordsDropped++;
+    }
+  }
+
+  #onProtectedRecord(datagram: Buffer, header: RecordHeader): void {
+    const protection = this.#protection;
+    if (protection === null || header.epoch !== 1 || header.version !== DTLS_1_2) {
+      this.#stats.badRecordsDropped++;
+      return;
+    }
+    // Checked before decrypting to save the work, recorded only after the record authenticates.
+    if (this.#replayWindow.isDuplicateOrStale(header.sequence)) {
+      this.#stats.replaysDropped++;
+      return;
+    }
+    const plaintext = protection.open(datagram, header);
+    if (plaintext === null) {
+      this.#stats.badRecordsDropped++;
+      return;
+    }
+    this.#replayWindow.markReceived(header.sequence);
+    this.#stats.lastInboundSeq = this.#replayWindow.highestSequence;
+    this.#stats.recordsIn++;
+
+    switch (header.type) {
+      case ContentType.applicationData:
+        if (this.#state === 'established') this.emit('message', plaintext);
+        else this.#stats.badRecordsDropped++;
+        break;
+      case ContentType.alert:
+        this.#onAlert(plaintext);
+        break;
+      case ContentType.handshake:
+        // After the handshake: a repeated server Finished or a HelloRequest; this client does not renegotiate.
+        if (this.#handshake !== null) this.#feedHandshake(header.type, 1, plaintext);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #onAlert(payload: Buffer): void {
+    if (payload.length !== 2) {
+      this.#stats.badRecordsDropped++;
+      return;
+    }
+    const level = payload[0]!;
+    const description = payload[1]!;
+    const name = alertName(description);
+    if (description === AlertDescription.closeNotify) {
+      // No close_notify in reply: the server already forgot this peer, and a datagram from an unknown
+      // address makes node-mbed-dtls allocate a socket that it never frees.
+      this.#terminate({
+        reason: 'peer-closed',
+        alert: name,
+        error: new DtlsClientError('ERR_DTLS_PEER_CLOSED', 'server sent close_notify', { alert: description }),
+      });
+    } else if (level === AlertLevel.fatal) {
+      this.#terminate({
+        reason: 'fatal-alert',
+        alert: name,
+        error: new DtlsClientError('ERR_DTLS_ALERT_RECEIVED', `server sent fatal alert ${name}`, { alert: description }),
+      });
+    }
+    // Warning alerts other than close_notify (e.g. no_renegotiation) change nothing.
+  }
+
+  // ------------------------------------------------------------------ handshake
+
+  #feedHandshake(type: number, epoch: number, payload: Buffer): void {
+    let step: HandshakeStep;
+    try {
+      step = this.#handshake!.handleRecord(type, epoch, payload);
+    } catch (error) {
+      const failure = isDtlsClientError(error)
+        ? error
+        : new DtlsClientError('ERR_DTLS_DECODE', 'handshake processing failed', { cause: error });
+      this.#sendFatalAlert(failure.alert);
+      this.#terminate({ reason: 'handshake-failed', error: failure });
+      return;
+    }
+    this.#applyStep(step);
+  }
+
+  #applyStep(step: HandshakeStep): void {
+    if (step.keys !== undefined) {
+      this.#protection = new CcmRecordProtection({
+        writeKey: step.keys.clientWriteKey,
+        writeIv: step.keys.clientWriteIv,
+        readKey: step.keys.serverWriteKey,
+        readIv: step.keys.serverWriteIv,
+      });
+    }
+    if (step.flight !== undefined) {
+      this.#sendFlight(step.flight);
+      this.#timerRetransmissions = 0;
+      this.#retransmitDelayMs = this.#options.retransmitInitialMs;
+      this.#armTimer(this.#retransmitDelayMs);
+    } else if (step.retransmit === true) {
+      this.#stats.handshakeRetransmissions++;
+      this.#sendFlight(this.#handshake!.lastFlight);
+    }
+    if (step.established === true) this.#onEstablished();
+  }
+
+  #onEstablished(): void {
+    this.#clearTimer();
+    this.#session = this.#handshake!.sessionInfo;
+    this.#handshake = null;
+    this.#state = 'established';
+    this.#stats.handshakes++;
+    const resolve = this.#resolveConnect!;
+    this.#resolveConnect = null;
+    this.#rejectConnect = null;
+    resolve();
+  }
+
+  readonly #onRetransmitTimer = (): void => {
+    this.#retransmitTimer = null;
+    if (this.#state !== 'connecting') return;
+    if (performance.now() >= this.#handshakeDeadline || this.#handshake === null
+      || this.#timerRetransmissions >= this.#options.maxRetransmissions) {
+      const lastError = this.#lastSocketError === null ? '' : ` (last socket error: ${this.#lastSocketError.message})`;
+      this.#terminate({
+        reason: 'handshake-failed',
+        error: new DtlsClientError('ERR_DTLS_HANDSHAKE_TIMEOUT',
+          `no handshake with ${this.#options.host}:${this.#options.port} after ${this.#timerRetransmissions} `
+          + `retransmissions${lastError}`),
+      });
+      return;
+    }
+    this.#timerRetransmissions++;
+    this.#stats.handshakeRetransmissions++;
+    this.#sendFlight(this.#handshake.lastFlight);
+    this.#retransmitDelayMs = Math.min(this.#retransmitDelayMs * 2, this.#options.retransmitMaxMs);
+    this.#armTimer(this.#retransmitDelayMs);
+  };
+
+  /** One timer per connecting session, never beyond the handshake deadline, and never holding the process. */
+  #armTimer(delayMs: number): void {
+    this.#clearTimer();
+    const untilDeadline = Math.max(0, this.#handshakeDeadline - performance.now());
+    this.#retransmitTimer = setTimeout(this.#onRetransmitTimer, Math.min(delayMs, untilDeadline));
+    this.#retransmitTimer.unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#retransmitTimer !== null) {
+      clearTimeout(this.#retransmitTimer);
+      this.#retransmitTimer = null;
+    }
+  }
+
+  // ------------------------------------------------------------------ outbound
+
+  #sendFlight(records: readonly OutgoingRecord[]): void {
+    // One record per datagram: the server handles coalesced records one datagram late.
+    for (const record of records) {
+      if (record.epoch === 0) {
+        this.#transmit(encodePlaintextRecord(record.type, 0, this.#epoch0Sequence++, record.payload));
+      } else {
+        const sequence = this.#epoch1Sequence++;
+        this.#stats.lastOutboundSeq = sequence;
+        this.#transmit(this.#protection!.seal(record.type, 1, sequence, record.payload));
+      }
+    }
+  }
+
+  #sendFatalAlert(description: number | undefined): void {
+    if (description === undefined || this.#socket === null) return;
+    const alert = Buffer.of(AlertLevel.fatal, description);
+    this.#sendFlight([{ type: ContentType.alert, epoch: this.#protection === null ? 0 : 1, payload: alert }]);
+  }
+
+  #transmit(datagram: Buffer): void {
+    this.#stats.recordsOut++;
+    this.#stats.bytesOut += datagram.length;
+    this.#socket!.send(datagram, this.#onSent);
+  }
+
+  readonly #onSent = (error: Error | null): void => {
+    if (error !== null && error !== undefined) this.#onSocketError(error);
+  };
+
+  readonly #onSocketError = (error: Error): void => {
+    this.#stats.socketErrors++;
+    this.#lastSocketError = error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && TRANSIENT_SOCKET_ERRORS.has(code)) return;
+    if (this.#state === 'closed') return;
+    this.#terminate({ reason: 'socket-error', error: asSocketError(error, 'UDP socket failed') });
+  };
+
+  // ------------------------------------------------------------------ teardown
+
+  #terminate(info: CloseInfo): void {
+    if (this.#state === 'closed') return;
+    const wasConnecting = this.#state === 'connecting';
+    this.#state = 'closed';
+    this.#clearTimer();
+    this.#handshake = null;
+    this.#protection = null;
+    const socket = this.#socket;
+    if (socket !== null) {
+      socket.off('message', this.#onDatagram);
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+    }
+
+    if (wasConnecting && this.#rejectConnect !== null) {
+      const reject = this.#rejectConnect;
+      this.#resolveConnect = null;
+      this.#rejectConnect = null;
+      reject(info.error ?? new DtlsClientError('ERR_DTLS_CLOSED', 'closed before the handshake completed'));
+    }
+    this.emit('close', info);
+    if (info.error !== undefined && info.reason === 'socket-error' && this.listenerCount('error') > 0) {
+      this.emit('error', info.error);
+    }
+  }
+}
+
+function resolveOptions(options: DtlsClientOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw invalidOption('options', 'must be an object');
+  const { host, port } = options;
+  if (typeof host !== 'string' || host.length === 0) throw invalidOption('host', 'must be a non-empty string');
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidOption('port', 'must be an integer 1..65535');
+  if (options.serverPublicKey === undefined || options.serverPublicKey === null) {
+    throw invalidOption('serverPublicKey', 'is required: the client pins the relay key');
+  }
+  if (options.clientKey === undefined) {
+    throw invalidOption('clientKey', 'is required: pass a key, or null for an unauthenticated device');
+  }
+  if (options.localAddress !== undefined && isIP(options.localAddress) === 0) {
+    throw invalidOption('localAddress', 'must be an IP address');
+  }
+  if (options.localPort !== undefined && (!Number.isInteger(options.localPort) || options.localPort < 0
+    || options.localPort > 65535)) {
+    throw invalidOption('localPort', 'must be an integer 0..65535');
+  }
+  const positive = (name: keyof DtlsClientOptions, value: number | undefined, fallback: number): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'must be a positive number');
+    return value;
+  };
+  const maxRetransmissions = options.maxRetransmissions ?? 6;
+  if (!Number.isInteger(maxRetransmissions) || maxRetransmissions < 0) {
+    throw invalidOption('maxRetransmissions', 'must be a non-negative integer');
+  }
+
+  const device = options.clientKey === null ? null : asDeviceKey(options.clientKey);
+  return {
+    host,
+    port,
+    serverPublicKey: loadPublicKey(options.serverPublicKey),
+    credential: device === null ? null : { privateKey: device.privateKey, spki: device.spki },
+    deviceId: device?.id ?? null,
+    localAddress: options.localAddress,
+    localPort: options.localPort,
+    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
+    retransmitInitialMs: positive('retransmitInitialMs', options.retransmitInitialMs, 1_000),
+    retransmitMaxMs: positive('retransmitMaxMs', options.retransmitMaxMs, 60_000),
+    maxRetransmissions,
+  };
+}
+
+function asDeviceKey(input: KeyInput | DeviceKey): DeviceKey {
+  if (typeof input === 'object' && !Buffer.isBuffer(input) && 'spki' in input && 'privateKey' in input) return input;
+  return deviceKeyFrom(input as KeyInput);
+}
+
+function invalidOption(name: string, problem: string): DtlsClientError {
+  return new DtlsClientError('ERR_DTLS_INVALID_OPTION', `option ${name} ${problem}`);
+}
+
+function asSocketError(error: unknown, message: string): DtlsClientError {
+  if (isDtlsClientError(error)) return error;
+  const detail = error instanceof Error ? `: ${error.message}` : '';
+  return new DtlsClientError('ERR_DTLS_SOCKET', `${message}${detail}`, { cause: error });
+}
+
+/** Runs bind/connect, turning the socket's 'error' event during setup into a rejection. */
+function settleSocket(socket: Socket, start: (done: (error?: Error) => void) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    socket.once('error', onError);
+    start((error?: Error) => {
+      socket.off('error', onError);
+      if (error) reject(error);
+      else resolve();
+    });
+  });
+}
