@@ -53,6 +53,8 @@ export interface DecodeOptions {
 
 const DEFAULT_CHUNK_BYTES = 64 * 1024;
 const MAX_NESTING = 32;
+/** Above this many pending bytes an incomplete value is rescanned only after its size doubled. */
+const RESCAN_DOUBLING_BYTES = 4096;
 
 // Plain MessagePack, readable by any MessagePack tool: no record extension, fixmap headers for small maps.
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -212,6 +214,15 @@ export class StateDecoder {
   finish(): DecodedState {
     this.#checkUsable();
     this.#done = true;
+    if (this.#pendingBytes > 0) {
+      // The pending bytes may hold complete values whose scan push() postponed (see #process).
+      try {
+        this.#process(Buffer.concat(this.#pending, this.#pendingBytes));
+      } catch (error) {
+        this.#error = error;
+        throw error;
+      }
+    }
     const header = this.#header;
     let error: StateFormatError | undefined;
     if (header === undefined) {
@@ -241,16 +252,19 @@ export class StateDecoder {
     const chunk = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const total = this.#pendingBytes + chunk.length;
     if (total < this.#needBytes) {
-      // Still inside a value whose length is known: do not rescan, just keep a private copy of the bytes.
+      // Not enough new bytes to get further: keep a private copy and do not rescan yet.
       this.#pending.push(Buffer.from(chunk));
       this.#pendingBytes = total;
       return;
     }
-    const buf = this.#pendingBytes > 0 ? Buffer.concat([...this.#pending, chunk], total) : chunk;
+    this.#process(this.#pendingBytes > 0 ? Buffer.concat([...this.#pending, chunk], total) : chunk);
+  }
+
+  /** Reads every complete value in `buf` (pending bytes first); keeps a copy of an incomplete tail. */
+  #process(buf: Buffer): void {
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#needBytes = 0;
-
     let pos = 0;
     let hashFrom = 0;
     while (pos < buf.length) {
@@ -261,7 +275,12 @@ export class StateDecoder {
       }
       const end = this.#scan(buf, pos);
       if (end < 0) {
-        this.#needBytes = -end - pos;
+        // Wait for what the length prefix says is missing. A long tail must also double first: a value of many
+        // small items arriving in tiny chunks is then rescanned a logarithmic number of times, not once per
+        // chunk. Short tails (records, headers) are rescanned at once so that errors surface without delay.
+        // finish() scans whatever is left.
+        const tail = buf.length - pos;
+        this.#needBytes = tail > RESCAN_DOUBLING_BYTES ? Math.max(-end - pos, 2 * tail) : -end - pos;
         break;
       }
       const value = this.#unpack(buf, pos, end);
