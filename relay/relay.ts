@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { deviceId } from '../api/device-identity.ts';
 import { ManagementClient } from '../api/management-client.ts';
@@ -44,7 +46,7 @@ export class Relay implements HandoverHost {
   private successorName: string | null = null;
   private predecessorVia: TunnelVia | null = null;
   private readonly endpoint: UdpEndpoint;
-  private readonly forwarder: UpstreamForwarder;
+  private forwarder!: UpstreamForwarder;
   private readonly mgmt: ManagementServer;
   private readonly publicKeySha256: string;
   private readonly startedAt = Date.now();
@@ -69,25 +71,6 @@ export class Relay implements HandoverHost {
       host: config.dtls.host,
       onDatagram: (datagram, peer) => this.onDeviceDatagram(datagram, peer, null),
       onError: (error) => this.log.error({ err: error }, 'device UDP socket error'),
-    });
-    this.forwarder = new UpstreamForwarder({
-      target: config.upstream,
-      mode: config.upstream.mode,
-      events: {
-        reply: (session, payload) => this.onUpstreamReply(session, payload),
-        sent: (bytes) => {
-          metrics.upstreamDatagramsOut.inc();
-          metrics.upstreamBytesOut.inc(bytes);
-        },
-        received: (bytes) => {
-          metrics.upstreamDatagramsIn.inc();
-          metrics.upstreamBytesIn.inc(bytes);
-        },
-        error: (error) => {
-          metrics.upstreamErrors.inc();
-          this.log.debug({ err: error }, 'upstream error');
-        },
-      },
     });
     const clientKeys = config.clientKeys;
     this.adapter = new DtlsAdapter({
@@ -142,6 +125,27 @@ export class Relay implements HandoverHost {
   }
 
   async start(): Promise<void> {
+    const upstreamAddress = isIP(this.config.upstream.host) !== 0 ? this.config.upstream.host : (await lookup(this.config.upstream.host)).address;
+    const metrics = this.metrics;
+    this.forwarder = new UpstreamForwarder({
+      target: { host: upstreamAddress, port: this.config.upstream.port },
+      mode: this.config.upstream.mode,
+      events: {
+        reply: (session, payload) => this.onUpstreamReply(session, payload),
+        sent: (bytes) => {
+          metrics.upstreamDatagramsOut.inc();
+          metrics.upstreamBytesOut.inc(bytes);
+        },
+        received: (bytes) => {
+          metrics.upstreamDatagramsIn.inc();
+          metrics.upstreamBytesIn.inc(bytes);
+        },
+        error: (error) => {
+          metrics.upstreamErrors.inc();
+          this.log.debug({ err: error }, 'upstream error');
+        },
+      },
+    });
     this.dtlsAddress = await this.endpoint.listen(this.config.dtls.port);
     this.tunnelPortValue = await this.tunnel.listen(this.config.tunnel.port);
     this.mgmtAddress = await this.mgmt.listen(this.config.mgmt.port, this.config.mgmt.host);
@@ -167,7 +171,7 @@ export class Relay implements HandoverHost {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.source.cancel();
     this.adapter.close();
-    this.forwarder.close();
+    this.forwarder?.close();
     await Promise.all([this.endpoint.close(), this.mgmt.close(), this.tunnel.close(), this.peers.close()]);
     this.log.info('relay stopped');
   }

@@ -13,6 +13,7 @@ import type { Session } from '../session/session.ts';
  */
 export type UpstreamMode = 'per-session' | 'prefixed';
 
+/** Resolved once at start: an IP address, not a name, so no lookup happens per datagram. */
 export interface UpstreamTarget {
   host: string;
   port: number;
@@ -47,6 +48,7 @@ export class UpstreamForwarder {
     this.mode = options.mode;
     this.events = options.events;
     this.now = options.now ?? Date.now;
+    if (isIP(options.target.host) === 0) throw new TypeError(`upstream host must be resolved to an IP address first, got "${options.target.host}"`);
     this.type = isIP(options.target.host) === 6 ? 'udp6' : 'udp4';
   }
 
@@ -59,9 +61,9 @@ export class UpstreamForwarder {
       const socket = this.sharedSocket();
       this.byFingerprint.set(session.deviceId, session);
       const prefix = session.fingerprint;
-      socket.send([prefix, payload], this.onSendError);
+      socket.send([prefix, payload], this.target.port, this.target.host, this.onSendError);
     } else {
-      this.slotOf(session).socket.send(payload, this.onSendError);
+      this.slotOf(session).socket.send(payload, this.target.port, this.target.host, this.onSendError);
     }
     this.events.sent(payload.length);
   }
@@ -96,19 +98,22 @@ export class UpstreamForwarder {
     if (error !== null) this.events.error(error);
   };
 
+  /** Unconnected sockets take datagrams from anyone; only the upstream's count as replies. */
+  private fromUpstream(rinfo: { address: string; port: number }): boolean {
+    return rinfo.port === this.target.port && rinfo.address === this.target.host;
+  }
+
   private slotOf(session: Session): UpstreamSlot {
     let slot = session.upstream as UpstreamSlot | undefined;
     if (slot === undefined) {
       const socket = dgram.createSocket(this.type);
       socket.on('error', (error) => this.events.error(error));
-      socket.on('message', (payload) => {
-        if (session.upstream !== slot) return;
+      socket.on('message', (payload, rinfo) => {
+        if (session.upstream !== slot || !this.fromUpstream(rinfo)) return;
         slot!.lastUsedAt = this.now();
         this.events.received(payload.length);
         this.events.reply(session, payload);
       });
-      // connect() resolves the host once and filters replies to the upstream address.
-      socket.connect(this.target.port, this.target.host);
       slot = { socket, lastUsedAt: this.now() };
       session.upstream = slot;
       this.slots.add(session);
@@ -121,7 +126,8 @@ export class UpstreamForwarder {
     if (this.shared === null) {
       const socket = dgram.createSocket(this.type);
       socket.on('error', (error) => this.events.error(error));
-      socket.on('message', (datagram) => {
+      socket.on('message', (datagram, rinfo) => {
+        if (!this.fromUpstream(rinfo)) return;
         if (datagram.length < DEVICE_FINGERPRINT_BYTES) {
           this.events.error(new Error(`upstream datagram of ${datagram.length} bytes is shorter than the ${DEVICE_FINGERPRINT_BYTES}-byte device prefix`));
           return;
@@ -132,7 +138,6 @@ export class UpstreamForwarder {
         this.events.received(payload.length);
         this.events.reply(session, payload);
       });
-      socket.connect(this.target.port, this.target.host);
       this.shared = socket;
     }
     return this.shared;

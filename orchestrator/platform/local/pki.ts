@@ -25,7 +25,8 @@
  *
  * State folder layout: see localPkiPaths().
  */
-import './pki-reflect.ts'; // must precede @peculiar/x509: tsyringe checks for Reflect.getMetadata at import.
+// tsyringe (under @peculiar/x509) needs a Reflect metadata polyfill loaded before it.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import type { webcrypto as WebCrypto } from 'node:crypto';
