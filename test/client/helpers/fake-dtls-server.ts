@@ -138,7 +138,8 @@ export class FakeDtlsServer {
       peer.alerts.push({ level: payload[0]!, description: payload[1]! });
       return;
     }
-    const wasEstablished = peer.handshake.phase === 'established';
+    const isEstablished = (): boolean => peer.handshake.phase === 'established';
+    const wasEstablished = isEstablished();
     const replies = peer.handshake.handleRecord(type, epoch, payload);
     if (peer.protection === null && peer.handshake.keys !== null) {
       const keys = peer.handshake.keys;
@@ -150,7 +151,7 @@ export class FakeDtlsServer {
       });
     }
     this.#sendFlight(peer, replies);
-    if (!wasEstablished && peer.handshake.phase === 'established' && this.#options.closeAfterHandshake === true) {
+    if (!wasEstablished && isEstablished() && this.#options.closeAfterHandshake === true) {
       this.sendAlert(AlertLevel.warning, AlertDescription.closeNotify, peer);
     }
   }
