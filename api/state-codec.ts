@@ -31,6 +31,7 @@ import {
   type SessionState,
   type StateHeader,
   type StateHeaderInput,
+  type WireHeader,
   type WireRecord,
 } from './state-format.ts';
 
@@ -80,43 +81,61 @@ function usage(message: string): StateFormatError {
 }
 
 /**
- * Encodes a header, the sessions and the trailer as a sequence of Buffers. Sessions are read lazily as the
- * consumer pulls chunks: the relay must have stopped changing them. A session that fails validation throws from
- * the generator with the record index and field, after earlier chunks were already yielded; a receiver of the
- * partial stream then fails with ERR_STATE_TRUNCATED, never with a partial restore.
+ * Encodes a header, the sessions and the trailer as a sequence of Buffers. The header and options are checked
+ * when this is called, so a bad header throws before anything is sent. Sessions are read lazily as the consumer
+ * pulls chunks: the relay must have stopped changing them. A session that fails validation throws from the
+ * iterator with the record index and field, after earlier chunks were already yielded; a receiver of the partial
+ * stream then fails with ERR_STATE_TRUNCATED, never with a partial restore.
  *
  * Use it with `Readable.from(encodeSessionChunks(...))` to stream to an HTTP response.
  */
-export function* encodeSessionChunks(
+export function encodeSessionChunks(
   header: StateHeaderInput,
   sessions: Iterable<SessionState>,
   options: EncodeOptions = {},
 ): Generator<Buffer, void, undefined> {
-  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const chunkBytes = options?.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isInteger(chunkBytes) || chunkBytes < 1) {
     throw usage(`options.chunkBytes must be a positive integer, got ${String(chunkBytes)}`);
   }
-  const count = header?.count ?? (Array.isArray(sessions) ? sessions.length : undefined);
+  const isArray = Array.isArray(sessions);
+  const count = header?.count ?? (isArray ? sessions.length : undefined);
   if (count === undefined) {
     throw usage('header.count is required when sessions is an iterable rather than an array');
   }
-  const wireHeader = makeHeader(header, count);
-  const createdAt = wireHeader.createdAt;
-  const hash = createHash('sha256');
+  if (isArray && count !== sessions.length) {
+    throw new StateFormatError(ERR_STATE_FIELD, `header.count is ${count} but ${sessions.length} sessions were given`, {
+      field: 'header.count',
+    });
+  }
+  return encodeChunks(makeHeader(header, count), sessions, chunkBytes);
+}
 
-  let parts: Buffer[] = [];
+function* encodeChunks(
+  wireHeader: WireHeader,
+  sessions: Iterable<SessionState>,
+  chunkBytes: number,
+): Generator<Buffer, void, undefined> {
+  const { count, createdAt } = wireHeader;
+  const hash = createHash('sha256');
+  // Packed values are copied into our own chunk right away: msgpackr packs into one buffer shared by the whole
+  // process, and other code runs between our packs (the sessions iterator, the consumer of each chunk).
+  let chunk = Buffer.alloc(chunkBytes);
   let size = 0;
-  // Copies the packed values out of msgpackr's shared buffer and hashes them in one call per chunk.
-  const flush = (): Buffer => {
-    const chunk = Buffer.concat(parts, size);
-    hash.update(chunk);
-    parts = [];
-    size = 0;
-    return chunk;
-  };
-  const add = (packed: Buffer): void => {
-    parts.push(packed);
+  /** Appends a packed value; returns the previous chunk (hashed) when the value did not fit in it. */
+  const add = (packed: Buffer): Buffer | undefined => {
+    let full: Buffer | undefined;
+    if (size + packed.length > chunk.length) {
+      if (size > 0) {
+        full = chunk.subarray(0, size);
+        hash.update(full);
+      }
+      chunk = Buffer.alloc(Math.max(chunkBytes, packed.length));
+      size = 0;
+    }
+    packed.copy(chunk, size);
     size += packed.length;
+    return full;
   };
 
   add(packr.pack({ ...wireHeader, createdAt: int64(createdAt) }));
@@ -136,18 +155,27 @@ export function* encodeSessionChunks(
         { record: index },
       );
     }
-    add(record);
     index++;
-    if (size >= chunkBytes) yield flush();
+    const full = add(record);
+    if (full !== undefined) yield full;
   }
   if (index !== count) {
     throw new StateFormatError(ERR_STATE_FIELD, `header.count is ${count} but sessions yielded ${index}`, {
       field: 'header.count',
     });
   }
-  const body = flush();
-  const trailer = packr.pack({ count, sha256: hash.digest() });
-  yield Buffer.concat([body, trailer]);
+  // Full chunks were hashed as they were closed; the rest of what precedes the trailer is in `chunk`.
+  hash.update(chunk.subarray(0, size));
+  const sha256 = hash.digest();
+  // Not through add(): the hash is final, and the trailer must not be hashed.
+  const trailer = Buffer.from(packr.pack({ count, sha256 })); // a copy: we may yield before using it
+  if (size + trailer.length > chunk.length) {
+    yield chunk.subarray(0, size);
+    chunk = Buffer.alloc(trailer.length);
+    size = 0;
+  }
+  trailer.copy(chunk, size);
+  yield chunk.subarray(0, size + trailer.length);
 }
 
 /** Whole stream in one Buffer: fixtures, tests, small states. */

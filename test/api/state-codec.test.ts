@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import fc from 'fast-check';
-import { Unpackr, unpackMultiple } from 'msgpackr';
+import { Packr, Unpackr, unpackMultiple } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
   StateDecoder,
@@ -151,10 +151,39 @@ describe('chunked encoding', () => {
     const many = Array.from({ length: 500 }, (_, i) => ({ ...fixtureSessions()[i % 3]!, peer: { address: '10.0.0.1', port: i + 1 } }));
     const chunks = [...encodeSessionChunks(FIXTURE_HEADER, many, { chunkBytes: 4096 })];
     expect(chunks.length).toBeGreaterThan(10);
-    // A chunk is closed once it reaches chunkBytes, so it exceeds it by less than one record.
-    for (const c of chunks.slice(0, -1)) expect(c.length).toBeLessThan(4096 + 1024);
+    // A chunk is closed when the next record does not fit, so it is short of chunkBytes by less than a record.
+    for (const c of chunks.slice(0, -1)) {
+      expect(c.length).toBeLessThanOrEqual(4096);
+      expect(c.length).toBeGreaterThan(4096 - 400);
+    }
     expect(Buffer.concat(chunks)).toEqual(encodeSessions(FIXTURE_HEADER, many));
     expect(decodeChunks(chunks).sessions).toHaveLength(500);
+  });
+
+  it('copes with chunks smaller than one record, and never yields empty chunks', () => {
+    const chunks = [...encodeSessionChunks(FIXTURE_HEADER, fixtureSessions(), { chunkBytes: 1 })];
+    expect(chunks).toHaveLength(5); // header, three records, trailer: one value per chunk
+    expect(chunks.every((c) => c.length > 0)).toBe(true);
+    expect(Buffer.concat(chunks)).toEqual(encodeSessions(FIXTURE_HEADER, fixtureSessions()));
+  });
+
+  it('keeps its chunks intact when other code packs with msgpackr in between', () => {
+    const other = new Packr({ useRecords: false });
+    const sessions = fixtureSessions();
+    function* interleaved(): Generator<SessionState> {
+      for (const s of sessions) {
+        other.position = 0; // rewinds the buffer all msgpackr instances share
+        other.pack({ noise: Buffer.alloc(300, 0xaa) });
+        yield s;
+      }
+    }
+    const chunks: Buffer[] = [];
+    for (const c of encodeSessionChunks({ ...FIXTURE_HEADER, count: 3 }, interleaved(), { chunkBytes: 700 })) {
+      other.position = 0;
+      other.pack({ noise: Buffer.alloc(300, 0xbb) });
+      chunks.push(c);
+    }
+    expect(Buffer.concat(chunks)).toEqual(encodeSessions(FIXTURE_HEADER, sessions));
   });
 
   it('encodes lazily from an iterable when the header gives the count', () => {
@@ -170,7 +199,12 @@ describe('chunked encoding', () => {
     const gen = function* (): Generator<SessionState> {
       yield* fixtureSessions();
     };
-    expect(catchStateError(() => [...encodeSessionChunks(FIXTURE_HEADER, gen())]).code).toBe(ERR_STATE_USAGE);
+    // Header problems throw at the call, before a single chunk could be sent.
+    expect(catchStateError(() => encodeSessionChunks(FIXTURE_HEADER, gen())).code).toBe(ERR_STATE_USAGE);
+    expect(catchStateError(() => encodeSessionChunks({ ...FIXTURE_HEADER, count: 2 }, fixtureSessions()))).toMatchObject({
+      code: ERR_STATE_FIELD,
+      message: 'header.count is 2 but 3 sessions were given',
+    });
     const more = catchStateError(() => [...encodeSessionChunks({ ...FIXTURE_HEADER, count: 2 }, gen())]);
     expect(more).toMatchObject({ code: ERR_STATE_FIELD, message: 'header.count is 2 but sessions yielded more' });
     const fewer = catchStateError(() => [...encodeSessionChunks({ ...FIXTURE_HEADER, count: 4 }, gen())]);
