@@ -90,6 +90,11 @@ export interface DtlsClientStats {
   replaysDropped: number;
   /** Records that failed authentication, had an unknown epoch or version, or could not be parsed. */
   badRecordsDropped: number;
+  /**
+   * Handshake and ChangeCipherSpec records arriving after the handshake: the server repeating a flight
+   * because one of our retransmissions crossed its answer. Harmless, so kept apart from badRecordsDropped.
+   */
+  lateHandshakeRecords: number;
   /** Send failures and ICMP errors, which are counted and otherwise ignored. */
   socketErrors: number;
   /** Highest authenticated inbound epoch-1 sequence number; -1 before the first. */
@@ -147,6 +152,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     bytesOut: 0,
     replaysDropped: 0,
     badRecordsDropped: 0,
+    lateHandshakeRecords: 0,
     socketErrors: 0,
     lastInboundSeq: -1,
     lastOutboundSeq: -1,
@@ -306,12 +312,17 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
 
   #onPlaintextRecord(datagram: Buffer, header: RecordHeader): void {
     // After the handshake, plaintext is noise: nothing unauthenticated may change an established session.
-    if (this.#handshake === null || (header.version !== DTLS_1_2 && header.version !== DTLS_1_0)) {
+    if (this.#handshake === null) {
+      if (this.#state === 'established' && isHandshakeContent(header.type)) this.#stats.lateHandshakeRecords++;
+      else this.#stats.badRecordsDropped++;
+      return;
+    }
+    if (header.version !== DTLS_1_2 && header.version !== DTLS_1_0) {
       this.#stats.badRecordsDropped++;
       return;
     }
     const fragment = recordFragment(datagram, header);
-    if (header.type === ContentType.handshake || header.type === ContentType.changeCipherSpec) {
+    if (isHandshakeContent(header.type)) {
       this.#stats.recordsIn++;
       this.#feedHandshake(header.type, 0, fragment);
     } else if (header.type === ContentType.alert) {
@@ -340,23 +351,32 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     }
     this.#replayWindow.markReceived(header.sequence);
     this.#stats.lastInboundSeq = this.#replayWindow.highestSequence;
-    this.#stats.recordsIn++;
 
     switch (header.type) {
       case ContentType.applicationData:
-        if (this.#state === 'established') this.emit('message', plaintext);
-        else this.#stats.badRecordsDropped++;
-        break;
+        // The server cannot send data before its Finished, which completes the handshake.
+        if (this.#state !== 'established') break;
+        this.#stats.recordsIn++;
+        this.emit('message', plaintext);
+        return;
       case ContentType.alert:
+        this.#stats.recordsIn++;
         this.#onAlert(plaintext);
-        break;
+        return;
       case ContentType.handshake:
-        // After the handshake: a repeated server Finished or a HelloRequest; this client does not renegotiate.
-        if (this.#handshake !== null) this.#feedHandshake(header.type, 1, plaintext);
-        break;
+      case ContentType.changeCipherSpec:
+        if (this.#handshake === null) {
+          // A repeated server Finished, or a HelloRequest: this client does not renegotiate.
+          this.#stats.lateHandshakeRecords++;
+          return;
+        }
+        this.#stats.recordsIn++;
+        this.#feedHandshake(header.type, 1, plaintext);
+        return;
       default:
         break;
     }
+    this.#stats.badRecordsDropped++;
   }
 
   #onAlert(payload: Buffer): void {
@@ -541,6 +561,10 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
       this.emit('error', info.error);
     }
   }
+}
+
+function isHandshakeContent(type: number): boolean {
+  return type === ContentType.handshake || type === ContentType.changeCipherSpec;
 }
 
 function resolveOptions(options: DtlsClientOptions): ResolvedOptions {

@@ -225,6 +225,17 @@ describe('DtlsClient records after the handshake', () => {
     expect(client.state).toBe('established');
   });
 
+  it('counts handshake flights the server repeats after the handshake apart from bad records', async () => {
+    const { server, client, messages } = await connected();
+    // Flight 4 and the CCS of flight 6 again, in plaintext, then a protected handshake record.
+    for (const datagram of server.peer.sent.slice(1, 6)) server.sendRaw(datagram);
+    server.sendProtectedAt(server.peer.epoch1Sequence++, ContentType.handshake, Buffer.alloc(24));
+    server.sendApplicationData(Buffer.from('after'));
+    await waitFor(() => messages.length === 1);
+    expect(client.stats).toMatchObject({ lateHandshakeRecords: 6, badRecordsDropped: 0, replaysDropped: 0 });
+    expect(client.state).toBe('established');
+  });
+
   it('accepts a jump ahead in sequence numbers and late records inside the window, once', async () => {
     const { server, client, messages } = await connected();
     server.sendProtectedAt(1_000, ContentType.applicationData, Buffer.from('ahead'));
