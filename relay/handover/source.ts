@@ -64,7 +64,8 @@ export class HandoverSource {
       });
       const sessions = this.host.adapter.exportSessions();
       response.on('close', () => {
-        if (!pending.streamed && this.pending === pending) this.resume(pending, 'the state stream broke before it was complete');
+        // 'close' also follows a normal end; only a stream that did not finish means the successor is gone.
+        if (!response.writableFinished && this.pending === pending) this.resume(pending, 'the state stream broke before it was complete');
       });
       response.writeHead(200, {
         'content-type': STATE_CONTENT_TYPE,

@@ -47,13 +47,21 @@ export function request(client: DtlsClient, payload: Buffer, options: { timeoutM
       timer = setTimeout(() => {
         retransmissions++;
         wait *= 2;
-        client.send(payload);
-        arm();
+        if (trySend()) arm();
       }, wait);
     };
+    const trySend = (): boolean => {
+      try {
+        client.send(payload);
+        return true;
+      } catch (error) {
+        cleanup();
+        reject(error as Error);
+        return false;
+      }
+    };
     client.on('message', onMessage);
-    client.send(payload);
-    arm();
+    if (trySend()) arm();
   });
 }
 
@@ -62,3 +70,44 @@ export async function closeAll(clients: Iterable<DtlsClient | undefined>): Promi
 }
 
 export { generateDeviceKey };
+
+export interface LoadResult {
+  requests: number;
+  answered: number;
+  retransmissions: number;
+  errors: number;
+}
+
+/**
+ * Every device sends a request, waits for its answer (retransmitting like CoAP), then sends the
+ * next, until stopped. Returns what the devices saw.
+ */
+export function startLoad(clients: DtlsClient[], options: { payloadBytes?: number; pauseMs?: number } = {}): { stop(): Promise<LoadResult>; snapshot(): LoadResult } {
+  const result: LoadResult = { requests: 0, answered: 0, retransmissions: 0, errors: 0 };
+  let running = true;
+  const loops = clients.map(async (client, index) => {
+    let n = 0;
+    while (running) {
+      const body = Buffer.alloc(options.payloadBytes ?? 32, 0x20);
+      body.write(`${index}:${n++}:`);
+      result.requests++;
+      try {
+        const outcome = await request(client, body, { timeoutMs: 2_000 * (1 + 2 + 4 + 8 + 16) });
+        result.answered++;
+        result.retransmissions += outcome.retransmissions;
+      } catch {
+        result.errors++;
+      }
+      if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+  return {
+    snapshot: () => ({ ...result }),
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return { ...result };
+    },
+  };
+}
