@@ -80,6 +80,7 @@ export interface OrdinalMovedEvent extends EventBase {
   source: string;
   target: string;
   sessions: number | null;
+  skipped: number | null;
   bytes: number | null;
   durationMs: number | null;
   pauseMs: number | null;

@@ -80,7 +80,11 @@ export async function listPods(run: Run, set: string): Promise<PodInfo[]> {
  * Pods without an address (not running yet) are not asked at all.
  */
 export async function observeRelay(run: Run, pod: PodInfo | null, options: { retry?: boolean } = {}): Promise<RelayObservation | null> {
-  if (pod === null || pod.phase !== 'Running' || pod.mgmtUrl === null) return null;
+  if (pod === null) return null;
+  if (pod.phase !== 'Running' || pod.mgmtUrl === null) {
+    run.notePod(pod, null);
+    return null;
+  }
   let observation: RelayObservation;
   try {
     // Wait loops read again next poll anyway; one-shot readers (preflight) ask for retries.

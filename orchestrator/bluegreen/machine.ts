@@ -415,6 +415,7 @@ function moved(entries: Record<string, OrdinalEntry>): MovedOrdinal[] {
       source: entry.source,
       target: entry.target,
       sessions: entry.sessions,
+      skipped: entry.skipped,
       bytes: entry.bytes,
       durationMs: entry.durationMs,
       pauseMs: entry.pauseMs,

@@ -1,4 +1,4 @@
-import { RESTORE_LABEL, RESTORE_LABEL_VALUE, carriesRestoreLabel, type PodInfo, type RelayState } from '../platform/platform.ts';
+import { RESTORE_LABEL, RESTORE_LABEL_VALUE, carriesRestoreLabel, type PodInfo, type RelayState, type RelayStatus } from '../platform/platform.ts';
 import type { OrdinalFacts, RelayObservation } from './context.ts';
 import type { Direction } from './record.ts';
 import { Reason } from './status.ts';
@@ -20,8 +20,8 @@ export type Placement = 'old' | 'new' | 'in-transit' | 'both' | 'none' | 'unknow
 
 const TRANSIT_STATES: readonly RelayState[] = ['restoring', 'handing-over'];
 
-function stateOf(relay: RelayObservation | null): RelayState | null {
-  return relay !== null && relay.reachable ? relay.status.state : null;
+function statusOf(relay: RelayObservation | null): RelayStatus | null {
+  return relay !== null && relay.reachable ? relay.status : null;
 }
 
 function unreachable(pod: PodInfo | null, relay: RelayObservation | null): boolean {
@@ -30,12 +30,18 @@ function unreachable(pod: PodInfo | null, relay: RelayObservation | null): boole
 }
 
 export function placementOf(facts: OrdinalFacts): Placement {
-  const oldState = stateOf(facts.oldRelay);
-  const newState = stateOf(facts.newRelay);
-  if ((oldState && TRANSIT_STATES.includes(oldState)) || (newState && TRANSIT_STATES.includes(newState))) return 'in-transit';
-  const oldServes = oldState === 'serving';
-  const newServes = newState === 'serving';
-  if (oldServes && newServes) return 'both';
+  const oldStatus = statusOf(facts.oldRelay);
+  const newStatus = statusOf(facts.newRelay);
+  const inTransit = (status: RelayStatus | null): boolean => status !== null && TRANSIT_STATES.includes(status.state);
+  if (inTransit(oldStatus) || inTransit(newStatus)) return 'in-transit';
+  const oldServes = oldStatus?.state === 'serving';
+  const newServes = newStatus?.state === 'serving';
+  if (oldServes && newServes) {
+    // A relay that restarted serves nothing yet; the other one holds the ordinal's sessions.
+    if (oldStatus?.sessions === 0 && (newStatus?.sessions ?? 0) > 0) return 'new';
+    if (newStatus?.sessions === 0 && (oldStatus?.sessions ?? 0) > 0) return 'old';
+    return 'both';
+  }
   if (oldServes) return 'old';
   if (newServes) return 'new';
   if (unreachable(facts.oldPod, facts.oldRelay) || unreachable(facts.newPod, facts.newRelay)) return 'unknown';
@@ -70,13 +76,15 @@ function roles(direction: Direction, facts: OrdinalFacts): { target: PodInfo | n
     : { target: facts.oldPod, source: facts.newPod, targetRelay: facts.oldRelay };
 }
 
-/** Relay states in which a target may be told to restore. */
-const RESTORABLE: Record<Direction, readonly RelayState[]> = {
-  // A new relay waits in `starting` until restored.
-  forward: ['starting'],
-  // An old relay that handed over forwards or drains; a restarted one starts empty.
-  rollback: ['forwarding', 'draining', 'starting'],
-};
+/**
+ * Whether the relay on a target pod may be told to restore now (the relay's own rule, relay/handover/successor.ts):
+ * a new relay waits in awaiting-restore, an old one that handed over is forwarding; an empty serving relay (one
+ * that restarted) may restore too; starting, handing-over and stopping may not.
+ */
+export function restorable(status: RelayStatus): boolean {
+  if (status.state === 'serving') return status.sessions === 0;
+  return status.state === 'awaiting-restore' || status.state === 'forwarding';
+}
 
 export function decideOrdinal(direction: Direction, facts: OrdinalFacts, options: DecideOptions): OrdinalDecision {
   const placement = placementOf(facts);
@@ -130,7 +138,7 @@ export function decideOrdinal(direction: Direction, facts: OrdinalFacts, options
   if (targetRelay === null || !targetRelay.reachable) {
     return { kind: 'wait', wait: 'podStart', reason: Reason.RelayUnreachable, message: `relay on ${target.name} does not answer yet` };
   }
-  if (!RESTORABLE[direction].includes(targetRelay.status.state)) {
+  if (!restorable(targetRelay.status)) {
     return {
       kind: 'wait',
       wait: 'podStart',

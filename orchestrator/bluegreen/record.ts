@@ -37,6 +37,8 @@ export interface OrdinalEntry {
   startedAt: number;
   finishedAt: number | null;
   sessions: number | null;
+  /** Sessions the relay left out of the transfer (their devices handshake again). */
+  skipped: number | null;
   bytes: number | null;
   durationMs: number | null;
   pauseMs: number | null;

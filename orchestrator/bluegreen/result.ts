@@ -21,6 +21,7 @@ export interface MovedOrdinal {
   source: string;
   target: string;
   sessions: number | null;
+  skipped: number | null;
   bytes: number | null;
   durationMs: number | null;
   pauseMs: number | null;

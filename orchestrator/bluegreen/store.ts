@@ -155,7 +155,7 @@ export class RecordStore {
   #emitConditions(before: readonly Condition[], after: readonly Condition[]): void {
     for (const condition of after) {
       const old = before.find((candidate) => candidate.type === condition.type);
-      if (old === undefined || old.lastUpdateTime !== condition.lastUpdateTime) {
+      if (old === undefined || old.status !== condition.status || old.reason !== condition.reason || old.message !== condition.message) {
         this.#run.emit({ type: 'condition', condition });
       }
     }

@@ -1,3 +1,5 @@
+import type { RelayState } from '../../api/management.ts';
+
 /**
  * The only interface blue/green steps see. The local platform (relay processes on loopback) and the Kubernetes
  * platform implement it; steps never import either.
@@ -35,6 +37,10 @@ export interface SetInfo {
   createdAt: number;
 }
 
+/**
+ * The new set must start its relays in `awaiting-restore` (not ready, no sessions) so that nothing reaches them
+ * before their double's sessions do; implementations set whatever flag the relay reads for that.
+ */
 export interface CreateSetSpec {
   name: string;
   replicas: number;
@@ -44,27 +50,19 @@ export interface CreateSetSpec {
   annotations: Record<string, string>;
 }
 
-export type RelayState =
-  /** Running, holding no sessions yet; a new relay waits here (not ready) until it is told to restore. */
-  | 'starting'
-  /** Terminating the devices' DTLS sessions it holds. */
-  | 'serving'
-  /** Pulling a double's sessions. */
-  | 'restoring'
-  /** Streaming its sessions to the double that restores them; datagrams are held, not lost. */
-  | 'handing-over'
-  /** Sessions handed over; tunnels stragglers (devices still routed here) to the new owner. Not ready. */
-  | 'forwarding'
-  /** Shutting down: no new work, no sessions. */
-  | 'draining'
-  | 'stopped';
+/**
+ * The relay's own states, as its management API reports them (api/management.ts): starting (not listening yet),
+ * awaiting-restore (started by an update, not ready until restored), serving, restoring, handing-over (paused,
+ * state streamed, waiting for commit), forwarding (handed over; tunnels stragglers; not ready), stopping.
+ */
+export type { RelayState };
 
 export interface RelayStatus {
   pod: string;
   state: RelayState;
   ready: boolean;
   sessions: number;
-  /** Datagrams tunnelled to the new owner since the hand-over; grows while stragglers still arrive. */
+  /** Datagrams tunnelled to the new owner since the hand-over; grows while stragglers still arrive. Reset by a restore. */
   forwardedDatagrams: number;
   /** The relay's own clock; the orchestrator prefers counter changes it observes itself (no clock skew). */
   lastForwardAt: number | null;
@@ -73,6 +71,8 @@ export interface RelayStatus {
 
 export interface RestoreOutcome {
   sessions: number;
+  /** Sessions left out (sequence number too close to 2^48 to fence): those devices handshake again. */
+  skipped: number;
   bytes: number;
   durationMs: number;
   /** How long devices saw no answer (the old relay held datagrams while streaming). */
@@ -83,8 +83,11 @@ export interface RelayApi {
   status(pod: PodInfo): Promise<RelayStatus>;
   /**
    * Tells `target` to pull the sessions of `source` over mTLS and start serving them. On success `target` is
-   * serving and `source` is forwarding. The relays enforce the label rule (see restoreAllowed), so an old relay
-   * can never pull from a new one unless the labels were swapped first.
+   * serving and `source` is forwarding; on failure the relays' two-phase handover leaves `source` serving.
+   *
+   * The relays do not know about labels, so implementations must refuse (restoreRefusedError) when
+   * restoreForbiddenBecause(target, source) says so, reading the labels afresh rather than trusting the PodInfo
+   * passed in: that keeps an old pod from ever restoring from a new one, whatever the caller believes.
    *
    * The outcome of a call that failed or timed out is unknown (the transfer may have committed); callers must
    * read both relays' status before deciding to call again.
@@ -134,7 +137,8 @@ export interface Platform {
 }
 
 /**
- * The label that forbids an old pod ever restoring from a new one. Rule enforced by relays: a pod may restore from
+ * The label that forbids an old pod ever restoring from a new one. The rule (checked by the orchestrator before
+ * every restore and by platform implementations of relay.restore): a pod may restore from
  * its double only when the double carries `restore=true` and the pod itself does not. Forward, the old pods carry
  * it; a rollback swaps it per ordinal (new pod gains it first, then the old pod loses it) before handing back.
  */
@@ -145,7 +149,7 @@ export function carriesRestoreLabel(pod: Pick<PodInfo, 'labels'>): boolean {
   return pod.labels[RESTORE_LABEL] === RESTORE_LABEL_VALUE;
 }
 
-/** The label rule, for relays and platform doubles: why `target` may not restore from `source`, or null. */
+/** The label rule, for platform implementations and doubles: why `target` may not restore from `source`, or null. */
 export function restoreForbiddenBecause(
   target: Pick<PodInfo, 'name' | 'labels'>,
   source: Pick<PodInfo, 'name' | 'labels'>,

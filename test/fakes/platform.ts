@@ -131,6 +131,8 @@ export interface WorldOptions {
   stragglerTauMs: number;
   /** Chatty devices whose conntrack entries never expire: forwarding never stops. */
   forwardForever: boolean;
+  /** Time from pod Running to its relay listening (state `starting` until then). */
+  relayListenMs: number;
   bytesPerSession: number;
 }
 
@@ -142,6 +144,7 @@ const DEFAULT_WORLD: WorldOptions = {
   stragglers: 40,
   stragglerTauMs: 1500,
   forwardForever: false,
+  relayListenMs: 300,
   bytesPerSession: 297,
 };
 
@@ -301,6 +304,17 @@ export class FakeCluster {
     fake.labels = applyPatch(fake.labels, labels);
   }
 
+  /** A relay changes by itself (crash, misconfiguration): its state and readiness. */
+  setRelay(pod: string, change: { state?: RelayState; ready?: boolean }): void {
+    const fake = this.#pods.get(pod);
+    if (fake === undefined) throw new Error(`no pod ${pod}`);
+    if (change.state !== undefined) fake.relay.state = change.state;
+    if (change.ready !== undefined) this.#setReady(fake, change.ready);
+  }
+
+  /** Called before each logged call reaches the cluster: lets a test act at an exact call boundary. */
+  beforeCall: ((call: CallRecord) => void) | null = null;
+
   /** The session invariant now; empty when every ordinal is served. */
   checkInvariant(): string[] {
     const problems: string[] = [];
@@ -327,20 +341,31 @@ export class FakeCluster {
 
   // ---- the platform, reached through a process -------------------------------------------------------------------
 
-  /** @internal every platform call of every process goes through here. */
+  /**
+   * @internal every platform call of every process goes through here. A kill rule composes with any other
+   * effect: the call fails, hangs or succeeds as the other rule says, and the process dies right after.
+   */
   async invoke<T>(process: FakeProcess, info: CallInfo, execute: (effect: FaultEffect | undefined) => T | Promise<T>): Promise<T> {
     if (process.dead) throw new ProcessKilledError(process.id);
     const call: CallRecord = { ...info, index: this.calls.length + 1, process: process.id, at: this.clock.now(), outcome: 'ok' };
     this.calls.push(call);
-    const effect = this.#faultFor(call);
-    if (effect?.kind === 'kill-before') return this.#kill(process, call);
+    this.beforeCall?.(call);
+    const { effect, kill } = this.#faultFor(call);
+    const die = (): never => {
+      process.dead = true;
+      call.outcome = 'killed';
+      throw new ProcessKilledError(process.id);
+    };
+    if (kill === 'before') return die();
     if (effect?.kind === 'fail') {
       call.outcome = 'error';
       const error = effect.error?.() ?? (info.method === 'relay.restore' ? restoreFailedError(info.target, '?', 'injected') : unavailableError(info.method));
       call.error = codeOf(error);
+      if (kill === 'after') die();
       throw error;
     }
     if (effect?.kind === 'hang') {
+      if (kill === 'after') die();
       call.outcome = 'hang';
       return new Promise<T>(() => {});
     }
@@ -354,12 +379,12 @@ export class FakeCluster {
       call.outcome = 'error';
       call.error = codeOf(error);
       this.#audit(call);
-      if (process.dead) throw new ProcessKilledError(process.id);
+      if (process.dead || kill === 'after') die();
       throw error;
     }
     this.#audit(call);
-    // Died while waiting for the answer (another call of the same process killed it).
-    if (process.dead) throw new ProcessKilledError(process.id);
+    // Died while waiting for the answer (another call of the same process killed it), or killed now.
+    if (process.dead || kill === 'after') die();
     switch (effect?.kind) {
       case 'fail-after': {
         call.outcome = 'error';
@@ -370,21 +395,15 @@ export class FakeCluster {
       case 'hang-after':
         call.outcome = 'hang';
         return new Promise<T>(() => {});
-      case 'kill':
-        return this.#kill(process, call);
       default:
         return copyOut(result);
     }
   }
 
-  #kill(process: FakeProcess, call: CallRecord): never {
-    process.dead = true;
-    call.outcome = 'killed';
-    throw new ProcessKilledError(process.id);
-  }
-
-  #faultFor(call: CallRecord): FaultEffect | undefined {
-    let chosen: FaultEffect | undefined;
+  /** The first matching non-kill effect, and whether a kill rule matched too. Every matching rule counts the call. */
+  #faultFor(call: CallRecord): { effect: FaultEffect | undefined; kill: 'before' | 'after' | null } {
+    let effect: FaultEffect | undefined;
+    let kill: 'before' | 'after' | null = null;
     for (const entry of this.#rules) {
       const { rule } = entry;
       if (rule.method !== undefined && rule.method !== call.method) continue;
@@ -392,9 +411,12 @@ export class FakeCluster {
       if (rule.when !== undefined && !rule.when(call)) continue;
       entry.seen++;
       const first = rule.nth ?? 1;
-      if (chosen === undefined && entry.seen >= first && entry.seen < first + (rule.times ?? 1)) chosen = rule.effect;
+      if (entry.seen < first || entry.seen >= first + (rule.times ?? 1)) continue;
+      if (rule.effect.kind === 'kill') kill ??= 'after';
+      else if (rule.effect.kind === 'kill-before') kill = 'before';
+      else effect ??= rule.effect;
     }
-    return chosen;
+    return { effect, kill };
   }
 
   #audit(call: CallRecord): void {
@@ -435,7 +457,7 @@ export class FakeCluster {
       if (pod.set !== name || pod.deletingAt !== null) continue;
       this.stragglersDropped += this.#stragglersLeft(pod);
       pod.deletingAt = now;
-      pod.relay.state = 'stopped';
+      pod.relay.state = 'stopping';
       this.#setReady(pod, false);
     }
   }
@@ -503,10 +525,13 @@ export class FakeCluster {
     const forbidden = restoreForbiddenBecause(to, from);
     if (forbidden !== null) throw restoreRefusedError(to.name, from.name, forbidden);
     if (to.ordinal !== from.ordinal) throw restoreRefusedError(to.name, from.name, 'not its double');
+    // The relays' own rules (relay/handover/source.ts and successor.ts).
     if (from.relay.state !== 'serving') throw restoreFailedError(to.name, from.name, `source is ${from.relay.state}`);
-    if (!['starting', 'forwarding', 'draining'].includes(to.relay.state)) {
-      throw restoreFailedError(to.name, from.name, `target is ${to.relay.state}`);
+    const targetState = this.#relayState(to);
+    if (targetState === 'handing-over' || targetState === 'stopping' || targetState === 'starting' || targetState === 'restoring') {
+      throw restoreFailedError(to.name, from.name, `target is ${targetState}`);
     }
+    if (targetState === 'serving' && to.relay.sessions > 0) throw restoreFailedError(to.name, from.name, 'target has sessions');
     const targetWas = to.relay.state;
     from.relay.state = 'handing-over';
     to.relay.state = 'restoring';
@@ -522,7 +547,8 @@ export class FakeCluster {
     to.relay.sessions += sessions;
     from.relay.sessions = 0;
     to.relay.state = 'serving';
-    this.#stopForwarding(to);
+    to.relay.forwardedBase = 0;
+    to.relay.forwardingSince = null;
     this.#setReady(to, true);
     from.relay.state = 'forwarding';
     from.relay.forwardingSince = this.clock.now();
@@ -531,7 +557,7 @@ export class FakeCluster {
     this.#holders.set(`${base}/${to.ordinal}`, { pod: to.name, sessions: to.relay.sessions });
     this.transfers.push({ target: to.name, source: from.name, ordinal: to.ordinal, at: this.clock.now(), sessions, process: process.id });
     const durationMs = this.clock.now() - started;
-    return { sessions, bytes: sessions * this.world.bytesPerSession, durationMs, pauseMs: Math.min(durationMs, 50) };
+    return { sessions, skipped: 0, bytes: sessions * this.world.bytesPerSession, durationMs, pauseMs: Math.min(durationMs, 50) };
   }
 
   // ---- simulation ------------------------------------------------------------------------------------------------
@@ -552,7 +578,7 @@ export class FakeCluster {
       startMs,
       deletingAt: null,
       relay: {
-        state: 'starting',
+        state: 'awaiting-restore',
         sessions: 0,
         ready: false,
         readyBefore: false,
@@ -631,16 +657,17 @@ export class FakeCluster {
     return this.world.stragglers - (this.#forwarded(pod).count - pod.relay.forwardedBase);
   }
 
-  #stopForwarding(pod: FakePod): void {
-    pod.relay.forwardedBase = this.#forwarded(pod).count;
-    pod.relay.forwardingSince = null;
+  /** The relay reports `starting` until it listens, then its own state. */
+  #relayState(pod: FakePod): RelayState {
+    const listening = this.clock.now() >= pod.createdAt + pod.startMs + this.world.relayListenMs;
+    return listening ? pod.relay.state : 'starting';
   }
 
   #relayStatus(pod: FakePod): RelayStatus {
     const forwarded = this.#forwarded(pod);
     return {
       pod: pod.name,
-      state: pod.relay.state,
+      state: this.#relayState(pod),
       ready: pod.relay.ready,
       sessions: pod.relay.sessions,
       forwardedDatagrams: forwarded.count,

@@ -1,0 +1,142 @@
+import { describe, expect, test } from 'vitest';
+import { runUpdate } from '../../orchestrator/index.ts';
+import type { ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import { Reason } from '../../orchestrator/bluegreen/status.ts';
+import { ErrorCode } from '../../orchestrator/errors.ts';
+import { Scenario } from '../fakes/platform.ts';
+
+/** Every wait has a deadline; these fire on the fake clock, so minutes of waiting take milliseconds. */
+
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; realMs: number }> {
+  const started = performance.now();
+  const value = await work();
+  return { value, realMs: performance.now() - started };
+}
+
+describe('deadlines', () => {
+  test('new pods that never start: the pod start deadline fires and the update rolls back', async () => {
+    const s = new Scenario({ world: { podStartMs: Infinity } });
+    const virtualStart = s.clock.now();
+    const { value: result, realMs } = await timed(() => s.update({ timeouts: { podStartMs: 5 * 60_000 } }));
+    expect(result).toMatchObject({
+      code: 'timed-out',
+      step: 'handover',
+      rolledBack: true,
+      error: { code: ErrorCode.StepTimeout, reason: Reason.PodNotRunning },
+    });
+    expect(s.clock.now() - virtualStart).toBeGreaterThanOrEqual(5 * 60_000);
+    expect(realMs).toBeLessThan(2000);
+    s.expectCleanOn('relay-a', 'relay:1');
+  });
+
+  test('readiness that never flips after a restore: the readiness deadline fires and the session goes back', async () => {
+    const s = new Scenario({ world: { readinessLagMs: 3600_000 } });
+    const result = await s.update({ timeouts: { readinessMs: 30_000 } });
+    expect(result).toMatchObject({ code: 'timed-out', step: 'handover', rolledBack: true, error: { reason: Reason.ReadinessPending } });
+    expect(s.cluster.transfers.map((transfer) => `${transfer.source}->${transfer.target}`)).toEqual(['relay-a-0->relay-b-0', 'relay-b-0->relay-a-0']);
+    expect(s.cluster.violations).toEqual([]);
+  });
+
+  test('the overall timeout stops the update and the rollback gets its own budget', async () => {
+    const s = new Scenario();
+    const virtualStart = s.clock.now();
+    const result = await s.update({ timeouts: { overallMs: 15_000 } });
+    expect(result).toMatchObject({
+      code: 'timed-out',
+      rolledBack: true,
+      error: { code: ErrorCode.OverallTimeout, reason: Reason.ProgressDeadlineExceeded },
+    });
+    expect(s.eventsOf('rollback-started')[0]!.at - virtualStart).toBe(15_000);
+    s.expectCleanOn('relay-a', 'relay:1');
+  });
+
+  test('the overall timeout with noRollback leaves the recorded progress for a rerun', async () => {
+    const s = new Scenario();
+    const result = await s.update({ noRollback: true, timeouts: { overallMs: 15_000 } });
+    expect(result).toMatchObject({ code: 'timed-out', rolledBack: false });
+    const record = (s.record('relay-b') ?? s.record('relay-a')) as ProgressRecord;
+    expect(record.phase).toBe('Failed');
+    expect(record.conditions.find((condition) => condition.type === 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: Reason.ProgressDeadlineExceeded,
+    });
+    expect(s.cluster.violations).toEqual([]);
+    expect(await s.update()).toMatchObject({ code: 'succeeded' });
+    s.expectCleanOn('relay-b', 'relay:2');
+  });
+
+  test('a rollback that cannot finish stops at its own deadline', async () => {
+    const s = new Scenario();
+    s.cluster.addFault({ method: 'relay.restore', target: 'relay-b-1', times: Infinity, effect: { kind: 'fail' } });
+    // The old relay of ordinal 0 restarts into `starting` and never listens again: nothing can be handed back.
+    s.cluster.beforeCall = (call) => {
+      if (call.method === 'relay.restore' && call.target === 'relay-b-1') s.cluster.setRelay('relay-a-0', { state: 'stopping' });
+    };
+    const result = await s.update({ timeouts: { rollbackMs: 30_000 } });
+    expect(result).toMatchObject({
+      code: 'failed',
+      step: 'handover',
+      rollbackAttempted: true,
+      error: { code: ErrorCode.RestoreFailed },
+      rollbackError: { code: ErrorCode.OverallTimeout },
+    });
+    const rollbackStarted = s.eventsOf('rollback-started')[0]!.at;
+    const lastError = s.eventsOf('error').at(-1)!;
+    expect(lastError.at - rollbackStarted).toBe(30_000);
+    // The sessions stay on the new pod that serves them.
+    expect(s.cluster.violations).toEqual([]);
+    expect(s.cluster.holders()['relay/0']).toBe('relay-b-0');
+  });
+
+  test('a platform call that never answers times out and is retried', async () => {
+    const s = new Scenario();
+    s.cluster.addFault({ method: 'listPods', target: 'relay-b', nth: 2, effect: { kind: 'hang' } });
+    const result = await s.update({ timeouts: { callMs: 5000 } });
+    expect(result.code).toBe('succeeded');
+    expect(s.eventsOf('retry')).toEqual([expect.objectContaining({ operation: 'listPods relay-b', error: expect.objectContaining({ code: ErrorCode.CallTimeout }) })]);
+  });
+
+  test('a restore that never reaches the relay times out; status shows nothing moved, so it is sent again', async () => {
+    const s = new Scenario();
+    s.cluster.addFault({ method: 'relay.restore', target: 'relay-b-0', effect: { kind: 'hang' } });
+    const result = await s.update({ timeouts: { restoreMs: 10_000 } });
+    expect(result.code).toBe('succeeded');
+    expect(s.cluster.log().filter((line) => line.startsWith('relay.restore relay-b-0'))).toEqual([
+      'relay.restore relay-b-0 <- relay-a-0 !hang',
+      'relay.restore relay-b-0 <- relay-a-0',
+    ]);
+    expect(s.cluster.transfers.filter((transfer) => transfer.target === 'relay-b-0')).toHaveLength(1);
+  });
+});
+
+describe('losing the lock or being interrupted', () => {
+  test('a lease taken over mid-run stops every write at once, without rollback', async () => {
+    const s = new Scenario();
+    const process = s.cluster.process();
+    s.cluster.beforeCall = (call) => {
+      if (call.method === 'relay.restore' && call.target === 'relay-b-1') s.cluster.holdLock('relay', 'mallory@elsewhere', 600_000);
+    };
+    const result = await s.update({}, process);
+    expect(result).toMatchObject({ code: 'failed', rollbackAttempted: false, error: { code: ErrorCode.LockLost } });
+    const ours = s.cluster.calls.filter((call) => call.process === process.id);
+    const lostAt = ours.findIndex((call) => call.method === 'lease.renew' && call.outcome === 'error');
+    expect(lostAt).toBeGreaterThan(0);
+    expect(s.cluster.log({ writesOnly: true, process: process.id }).slice(-1)).not.toContain('lease.release relay');
+    expect(ours.slice(lostAt + 1).filter((call) => ['patchSetAnnotations', 'patchPodLabels', 'createSet', 'deleteSet', 'relay.restore'].includes(call.method))).toEqual([]);
+    expect(s.cluster.violations).toEqual([]);
+  });
+
+  test('an interrupt stops the run without rollback and releases the lock for a rerun', async () => {
+    const s = new Scenario();
+    const interrupt = new AbortController();
+    s.cluster.beforeCall = (call) => {
+      if (call.method === 'relay.restore' && call.target === 'relay-b-1') interrupt.abort();
+    };
+    const result = await runUpdate(s.spec(), s.cluster.process(), (event) => s.events.push(event), { clock: s.clock, signal: interrupt.signal });
+    expect(result).toMatchObject({ code: 'failed', rollbackAttempted: false, error: { code: ErrorCode.Interrupted } });
+    expect(s.cluster.lease('relay')).toBeNull();
+    s.cluster.beforeCall = null;
+    expect(await s.update()).toMatchObject({ code: 'succeeded' });
+    s.expectCleanOn('relay-b', 'relay:2');
+  });
+});
