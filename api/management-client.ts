@@ -1,6 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type {
-  ErrorResponse, HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
+  ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
   ReadyzResponse, RestoreRequest, RestoreResponse, StatusResponse,
 } from './management.ts';
 import { MANAGEMENT_PATHS } from './management.ts';
@@ -72,9 +72,17 @@ export class ManagementClient {
     return this.json<RestoreResponse>(base, 'POST', MANAGEMENT_PATHS.restore, body, timeoutMs);
   }
 
-  async handover(base: string, body: HandoverRequest): Promise<StreamResponse> {
-    const response = await this.send(base, 'POST', MANAGEMENT_PATHS.handover, body);
-    if (response.statusCode !== 200) throw await httpError(base, MANAGEMENT_PATHS.handover, response);
+  handover(base: string, body: HandoverRequest): Promise<StreamResponse> {
+    return this.stream(base, MANAGEMENT_PATHS.handover, body);
+  }
+
+  precopy(base: string, body: PrecopyRequest): Promise<StreamResponse> {
+    return this.stream(base, MANAGEMENT_PATHS.precopy, body);
+  }
+
+  private async stream(base: string, path: string, body: unknown): Promise<StreamResponse> {
+    const response = await this.send(base, 'POST', path, body);
+    if (response.statusCode !== 200) throw await httpError(base, path, response);
     return { headers: response.headers, body: response.body as unknown as StreamResponse['body'] };
   }
 

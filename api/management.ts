@@ -10,6 +10,7 @@ export const MANAGEMENT_PATHS = {
   status: '/v1/status',
   restore: '/v1/restore',
   handover: '/v1/handover',
+  precopy: '/v1/handover/precopy',
   handoverCommit: '/v1/handover/commit',
   handoverAbort: '/v1/handover/abort',
 } as const;
@@ -67,6 +68,11 @@ export interface RestoreResponse {
   pauseMs: number;
   /** Datagrams the old relay queued while paused and then forwarded to us. */
   queuedForwarded: number;
+  /** Sessions received in the pre-copy (not paused), and in the paused phase (a delta, or everything). */
+  precopySessions: number;
+  deltaSessions: number;
+  /** Whether the paused phase was a delta of the pre-copy. */
+  delta: boolean;
 }
 
 /** POST /v1/handover on the OLD relay, sent by its successor. */
@@ -77,9 +83,21 @@ export interface HandoverRequest {
   /** AES-256-GCM key of the straggler tunnel, base64; travels only inside this mTLS connection. */
   tunnelKey: string;
   commitTimeoutMs: number;
+  /**
+   * The pre-copy this successor already holds: the old relay then sends only what changed since
+   * (a delta stream), which keeps the pause short. If it no longer has that pre-copy, it sends the
+   * full state instead (the stream header says which).
+   */
+  precopyId?: string;
+}
+
+/** POST /v1/handover/precopy on the OLD relay: a full snapshot taken without pausing, for a later delta. */
+export interface PrecopyRequest {
+  successor: string;
 }
 
 export const HANDOVER_HEADERS = {
+  precopyId: 'x-relayctl-precopy-id',
   id: 'x-relayctl-handover-id',
   tunnelPort: 'x-relayctl-tunnel-port',
 } as const;

@@ -137,6 +137,13 @@ export interface StateHeader {
   createdAt: number;
   /** Number of session records that follow. */
   count: number;
+  /**
+   * Delta streams only: the id of the pre-copy this stream completes. The records replace or add to
+   * the pre-copy's; `removed` lists sessions the pre-copy had that are gone. Sent only to a reader
+   * that asked for a delta by naming that pre-copy, so a reader that never asks never sees one.
+   */
+  base?: string;
+  removed?: PeerAddress[];
 }
 
 /** What the caller supplies when encoding; format and versions are filled in by the encoder. */
@@ -145,6 +152,8 @@ export interface StateHeaderInput {
   createdAt: number;
   /** Required when the sessions are given as an iterable rather than an array. */
   count?: number;
+  base?: string;
+  removed?: PeerAddress[];
 }
 
 export interface StateTrailer {
@@ -384,7 +393,23 @@ export function validateHeader(value: unknown, readerVersion: number = FORMAT_VE
     source: str(value.source, LIMITS.sourceChars.min, LIMITS.sourceChars.max, 'header', 'source'),
     createdAt: int(value.createdAt, 0, Number.MAX_SAFE_INTEGER, 'header', 'createdAt'),
     count: int(value.count, 0, LIMITS.maxSessionCount, 'header', 'count'),
+    ...deltaFields(value),
   };
+}
+
+function deltaFields(value: Record<string, unknown>): Pick<StateHeader, 'base' | 'removed'> {
+  if (value.base === undefined) return {};
+  const base = str(value.base, 1, 128, 'header', 'base');
+  if (!Array.isArray(value.removed)) throw fieldError('header', 'removed', 'an array of peer addresses in a delta stream', describeValue(value.removed));
+  if (value.removed.length > LIMITS.maxSessionCount) throw fieldError('header', 'removed', `at most ${LIMITS.maxSessionCount} entries`, String(value.removed.length));
+  const removed = value.removed.map((entry: unknown, i: number) => {
+    if (!isMap(entry)) throw fieldError('header', `removed[${i}]`, 'a map {a, p}', describeValue(entry));
+    return {
+      address: str(entry.a, 2, LIMITS.addressChars, 'header', `removed[${i}].a`),
+      port: int(entry.p, 0, 65535, 'header', `removed[${i}].p`),
+    };
+  });
+  return { base, removed };
 }
 
 export function validateTrailer(value: unknown): StateTrailer {
@@ -404,6 +429,7 @@ export function makeHeader(input: StateHeaderInput, count: number): WireHeader {
     source: input?.source,
     createdAt: input?.createdAt,
     count,
+    ...(input?.base === undefined ? {} : { base: input.base, removed: (input.removed ?? []).map((peer) => ({ a: peer.address, p: peer.port })) }),
   });
 }
 

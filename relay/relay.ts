@@ -2,14 +2,11 @@ import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { deviceId } from '../api/device-identity.ts';
 import { ManagementClient } from '../api/management-client.ts';
 import type { ReadyzResponse, RelayState, StatusResponse } from '../api/management.ts';
 import { MANAGEMENT_PATHS } from '../api/management.ts';
-import { decodeSessionStream, encodeSessionChunks } from '../api/state-codec.ts';
-import type { SessionState } from '../api/state-format.ts';
 import type { RelayConfig } from './config.ts';
-import { DtlsAdapter, type ExportedSession } from './dtls/adapter.ts';
+import { DtlsAdapter } from './dtls/adapter.ts';
 import type { HandoverHost } from './handover/host.ts';
 import { PauseQueue } from './handover/pause-queue.ts';
 import { HandoverSource } from './handover/source.ts';
@@ -258,19 +255,6 @@ export class Relay implements HandoverHost {
     }
   }
 
-  encodeState(sessions: readonly ExportedSession[]): Iterable<Buffer> {
-    const states: SessionState[] = sessions.map((session) => ({ ...session, upstream: { identity: deviceId(session.deviceKey) } }));
-    return encodeSessionChunks({ source: this.config.podName, createdAt: Date.now(), count: states.length }, states);
-  }
-
-  async decodeState(chunks: AsyncIterable<Buffer>): Promise<{ source: string; sessions: ExportedSession[] }> {
-    const decoded = await decodeSessionStream(chunks, Date.now());
-    return {
-      source: decoded.header.source,
-      sessions: decoded.sessions.map((s) => ({ peer: s.peer, deviceKey: s.deviceKey, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, dtls: s.dtls, replay: s.replay })),
-    };
-  }
-
   private forwardToSuccessor(kind: FrameKind, payload: Buffer, peer: PeerAddress): void {
     if (this.tunnel.send({ kind, peer, payload })) {
       this.forwardedDatagrams++;
@@ -353,6 +337,7 @@ export class Relay implements HandoverHost {
       })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.restore, handle: (req, res) => this.successor.handle(req, res) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.precopy, handle: (req, res) => this.source.precopy(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.handover, handle: (req, res) => this.source.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.handoverCommit, handle: (req, res) => this.source.commit(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.handoverAbort, handle: (req, res) => this.source.abort(req, res) });

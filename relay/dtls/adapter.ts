@@ -20,9 +20,8 @@
  * UDP socket, the straggler tunnel and the tests all drive the same code.
  */
 import { createRequire } from 'node:module';
-import { deviceFingerprint } from '../../api/device-identity.ts';
 import { RelayError } from '../errors.ts';
-import { peerKey, type PeerAddress, type Session, type Via } from '../session/session.ts';
+import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../session/session.ts';
 import { parseClientCertificate, type ClientCertificate } from './client-certificate.ts';
 import { ContentType, HandshakeType, MAX_SEQUENCE, handshakeTypeOf, readSequence, splitRecords, type RecordView } from './record.ts';
 import { ReplayWindow } from './replay-window.ts';
@@ -106,6 +105,22 @@ export interface ExportedSession {
   lastSeenAt: number;
   dtls: DtlsSecrets;
   replay: { epoch: number; top: number; window: Buffer };
+}
+
+export interface SessionVersion {
+  serial: number;
+  recordsIn: number;
+  recordsOut: number;
+}
+
+export interface ImportStage {
+  add(entry: ExportedSession): void;
+  remove(peer: PeerAddress): void;
+  /** Forgets everything staged so far (a full stream replaces a pre-copy). */
+  reset(): void;
+  readonly size: number;
+  commit(): Session[];
+  discard(): void;
 }
 
 export type DropReason =
@@ -195,14 +210,48 @@ interface Handshake {
   failure: string | null;
 }
 
+/**
+ * A parked session's secrets in one small buffer (randoms 64 | master 48 | session id 0-32): one
+ * allocation from the buffer pool instead of three, which matters at 100,000 parked sessions.
+ */
+interface PackedSecrets {
+  cipherSuite: number;
+  inEpoch: number;
+  outEpoch: number;
+  outSeq: number;
+  bytes: Buffer;
+}
+
+function pack(secrets: DtlsSecrets): PackedSecrets {
+  const bytes = Buffer.allocUnsafe(112 + secrets.sessionId.length);
+  bytes.set(secrets.randoms, 0);
+  bytes.set(secrets.master, 64);
+  bytes.set(secrets.sessionId, 112);
+  return { cipherSuite: secrets.cipherSuite, inEpoch: secrets.inEpoch, outEpoch: secrets.outEpoch, outSeq: secrets.outSeq, bytes };
+}
+
+function unpack(packed: PackedSecrets): DtlsSecrets {
+  return {
+    cipherSuite: packed.cipherSuite,
+    randoms: packed.bytes.subarray(0, 64),
+    master: packed.bytes.subarray(64, 112),
+    sessionId: packed.bytes.subarray(112),
+    inEpoch: packed.inEpoch,
+    outEpoch: packed.outEpoch,
+    outSeq: packed.outSeq,
+  };
+}
+
 interface Conn {
   readonly kind: 'session';
   session: Session;
   native: NativeSocket | null;
   slot: Slot | null;
   /** Present while parked. */
-  secrets: DtlsSecrets | null;
+  secrets: PackedSecrets | null;
   closeReason: CloseReason | null;
+  /** Its last state, kept only while a lazy snapshot that listed it has not read it yet. */
+  tombstone: ExportedSession | null;
 }
 
 interface Bucket {
@@ -221,6 +270,7 @@ export class DtlsAdapter {
   private readonly handshakes = new Map<string, Handshake>();
   private readonly buckets = new Map<string, Bucket>();
   private closed = false;
+  private lazySnapshots = 0;
 
   constructor(options: DtlsAdapterOptions) {
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
@@ -322,22 +372,93 @@ export class DtlsAdapter {
    * Snapshot of every established session. The caller must stop traffic first (pause), or sessions
    * go on encrypting after the snapshot and the successor would reuse their nonces.
    */
-  exportSessions(): ExportedSession[] {
+  exportSessions(include?: (session: Session) => boolean): ExportedSession[] {
     const out: ExportedSession[] = [];
     for (const conn of this.sessions.values()) {
-      const secrets = conn.secrets ?? (conn.native !== null ? readSecrets(conn.native) : null);
-      if (secrets === null) continue;
-      const { session } = conn;
-      out.push({
-        peer: session.peer,
-        deviceKey: session.deviceKey,
-        createdAt: session.createdAt,
-        lastSeenAt: session.lastSeenAt,
-        dtls: secrets,
-        replay: { epoch: session.replay.epoch, top: session.replay.top, window: session.replay.toBytes() },
-      });
+      if (include !== undefined && !include(conn.session)) continue;
+      const exported = this.exportConn(conn);
+      if (exported !== null) out.push(exported);
     }
     return out;
+  }
+
+  /** A session's state as it is now; null if it holds none (already released). */
+  private exportConn(conn: Conn): ExportedSession | null {
+    // A released conn (closed since a lazy snapshot listed it) exports what it last had: it will be
+    // listed as removed by the delta anyway.
+    if (conn.tombstone !== null) return conn.tombstone;
+    const secrets = conn.secrets !== null ? unpack(conn.secrets) : conn.native !== null ? readSecrets(conn.native) : null;
+    if (secrets === null) return null;
+    const { session } = conn;
+    return {
+      peer: session.peer,
+      deviceKey: session.deviceKey,
+      createdAt: session.createdAt,
+      lastSeenAt: session.lastSeenAt,
+      dtls: secrets,
+      replay: { epoch: session.replay.epoch, top: session.replay.top, window: session.replay.toBytes() },
+    };
+  }
+
+  /**
+   * What identifies the exportable state of every session now, for a pre-copy: a session whose
+   * serial and record counters are unchanged later has exactly the same secrets, sequence numbers
+   * and replay window (they move only with records), so a delta need not carry it again.
+   */
+  stateVersions(): Map<string, SessionVersion> {
+    const versions = new Map<string, SessionVersion>();
+    for (const [key, conn] of this.sessions) {
+      const { session } = conn;
+      versions.set(key, { serial: session.serial, recordsIn: session.recordsIn, recordsOut: session.recordsOut });
+    }
+    return versions;
+  }
+
+  /**
+   * A snapshot taken session by session as it is read: the list of sessions is fixed now, each
+   * session's state and version are read together when the iterator reaches it. Changes made in
+   * between are caught by the delta (their version moved).
+   */
+  lazySnapshot(): { count: number; versions: Map<string, SessionVersion>; sessions: Iterable<ExportedSession> } {
+    const conns = [...this.sessions.values()].filter((conn) => conn.native !== null || conn.secrets !== null);
+    const versions = new Map<string, SessionVersion>();
+    const exportOne = (conn: Conn): ExportedSession => {
+      const { session } = conn;
+      versions.set(session.key, { serial: session.serial, recordsIn: session.recordsIn, recordsOut: session.recordsOut });
+      const exported = this.exportConn(conn)!;
+      conn.tombstone = null;
+      return exported;
+    };
+    this.lazySnapshots++;
+    const done = (): void => {
+      this.lazySnapshots--;
+      for (const conn of conns) conn.tombstone = null;
+    };
+    return {
+      count: conns.length,
+      versions,
+      sessions: (function* () {
+        try {
+          for (const conn of conns) yield exportOne(conn);
+        } finally {
+          done();
+        }
+      })(),
+    };
+  }
+
+  /** The delta against a pre-copy: sessions new or changed since `versions`, and the ones gone. */
+  exportChangedSince(versions: ReadonlyMap<string, SessionVersion>): { changed: ExportedSession[]; removed: PeerAddress[] } {
+    const changed = this.exportSessions((session) => {
+      const before = versions.get(session.key);
+      return before === undefined || before.serial !== session.serial || before.recordsIn !== session.recordsIn || before.recordsOut !== session.recordsOut;
+    });
+    const removed: PeerAddress[] = [];
+    for (const key of versions.keys()) {
+      const conn = this.sessions.get(key);
+      if (conn === undefined) removed.push(parsePeerKey(key));
+    }
+    return { changed, removed };
   }
 
   /**
@@ -345,21 +466,57 @@ export class DtlsAdapter {
    * datagram. The caller must have applied the nonce fence to `dtls.outSeq` and validated everything.
    * A session already present for the same address is replaced. Returns the sessions added.
    */
-  importSessions(exported: readonly ExportedSession[]): Session[] {
-    const added: Session[] = [];
-    for (const entry of exported) {
-      const key = peerKey(entry.peer);
-      const previous = this.sessions.get(key);
-      if (previous !== undefined) this.closeConn(previous, 'replaced');
-      const session = newSession(key, entry.peer, null, entry.deviceKey, entry.createdAt, entry.lastSeenAt,
-        ReplayWindow.fromBytes(entry.replay.epoch, entry.replay.top, entry.replay.window));
-      session.outEpoch = entry.dtls.outEpoch;
-      session.outSequence = entry.dtls.outSeq - 1;
-      session.parked = true;
-      this.sessions.set(key, { kind: 'session', session, native: null, slot: null, secrets: entry.dtls, closeReason: null });
-      added.push(session);
-    }
-    return added;
+  importSessions(exported: readonly ExportedSession[], via: Via = null): Session[] {
+    const stage = this.stageImport(via);
+    for (const entry of exported) stage.add(entry);
+    return stage.commit();
+  }
+
+  /**
+   * Starts an all-or-nothing import: sessions added to the stage are built (parked, compact) as
+   * they arrive but join the table only on `commit()`. `discard()` drops them without a trace.
+   */
+  stageImport(via: Via = null): ImportStage {
+    const staged = new Map<string, Conn>();
+    let open = true;
+    return {
+      add: (entry) => {
+        if (!open) throw new RelayError('ERR_RELAY_STATE', 'import stage already committed or discarded');
+        const key = peerKey(entry.peer);
+        const session = new Session(key, entry.peer, via, Buffer.from(entry.deviceKey), entry.createdAt, entry.lastSeenAt,
+          ReplayWindow.fromBytes(entry.replay.epoch, entry.replay.top, entry.replay.window));
+        session.outEpoch = entry.dtls.outEpoch;
+        session.outSequence = entry.dtls.outSeq - 1;
+        session.parked = true;
+        staged.set(key, { kind: 'session', session, native: null, slot: null, secrets: pack(entry.dtls), closeReason: null, tombstone: null });
+      },
+      remove: (peer) => {
+        staged.delete(peerKey(peer));
+      },
+      reset: () => {
+        staged.clear();
+      },
+      get size() {
+        return staged.size;
+      },
+      commit: () => {
+        if (!open) throw new RelayError('ERR_RELAY_STATE', 'import stage already committed or discarded');
+        open = false;
+        const added: Session[] = [];
+        for (const [key, conn] of staged) {
+          const previous = this.sessions.get(key);
+          if (previous !== undefined) this.closeConn(previous, 'replaced');
+          this.sessions.set(key, conn);
+          added.push(conn.session);
+        }
+        staged.clear();
+        return added;
+      },
+      discard: () => {
+        open = false;
+        staged.clear();
+      },
+    };
   }
 
   /** Forgets sessions without a word to the devices (they live on elsewhere, or the import is undone). */
@@ -591,11 +748,11 @@ export class DtlsAdapter {
     if (previous !== undefined) this.closeConn(previous, 'replaced');
 
     const now = this.now();
-    const session = newSession(handshake.key, handshake.peer, handshake.via, certificate.spki, now, now, new ReplayWindow(1));
+    const session = new Session(handshake.key, handshake.peer, handshake.via, certificate.spki, now, now, new ReplayWindow(1));
     session.outEpoch = 1;
     // The server's Finished was the first epoch-1 record it sent.
     session.outSequence = 0;
-    const conn: Conn = { kind: 'session', session, native: handshake.native, slot: handshake.slot, secrets: null, closeReason: null };
+    const conn: Conn = { kind: 'session', session, native: handshake.native, slot: handshake.slot, secrets: null, closeReason: null, tombstone: null };
     handshake.slot.owner = conn;
     this.sessions.set(handshake.key, conn);
     this.events.established(session);
@@ -620,7 +777,7 @@ export class DtlsAdapter {
     conn.slot = slot;
     let resumed = false;
     try {
-      resumed = native.resumeSession(toSessionWrap(this.native, secrets)) === 1;
+      resumed = native.resumeSession(toSessionWrap(this.native, unpack(secrets))) === 1;
     } catch {
       resumed = false;
     }
@@ -635,7 +792,7 @@ export class DtlsAdapter {
 
   private park(conn: Conn): void {
     if (conn.native === null) return;
-    conn.secrets = readSecrets(conn.native);
+    conn.secrets = pack(readSecrets(conn.native));
     this.dropNative(conn);
     conn.session.parked = true;
   }
@@ -647,6 +804,8 @@ export class DtlsAdapter {
   }
 
   private release(conn: Conn): void {
+    // A lazy snapshot listed this session and must still deliver it: keep its state until read.
+    if (this.lazySnapshots > 0 && conn.tombstone === null) conn.tombstone = this.exportConn(conn);
     this.dropNative(conn);
     conn.secrets = null;
     this.sessions.delete(conn.session.key);
@@ -661,21 +820,6 @@ export class DtlsAdapter {
     handshake.slot.owner = null;
     if (this.handshakes.get(handshake.key) === handshake) this.handshakes.delete(handshake.key);
   }
-}
-
-function newSession(key: string, peer: PeerAddress, via: Via, deviceKey: Buffer, createdAt: number, lastSeenAt: number, replay: ReplayWindow): Session {
-  const fingerprint = deviceFingerprint(deviceKey);
-  return {
-    key, peer, via, deviceKey,
-    deviceId: fingerprint.toString('hex'),
-    fingerprint,
-    createdAt, lastSeenAt,
-    recordsIn: 0, recordsOut: 0, bytesIn: 0, bytesOut: 0,
-    replay,
-    outEpoch: -1, outSequence: -1,
-    parked: false,
-    upstream: undefined,
-  };
 }
 
 function readSecrets(native: NativeSocket): DtlsSecrets {

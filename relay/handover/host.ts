@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RelayState } from '../../api/management.ts';
 import type { ManagementClient } from '../../api/management-client.ts';
-import type { DtlsAdapter, ExportedSession } from '../dtls/adapter.ts';
+import type { DtlsAdapter } from '../dtls/adapter.ts';
 import type { PeerAddress } from '../session/session.ts';
 import type { TunnelEnd } from './tunnel.ts';
 
@@ -27,6 +27,4 @@ export interface HandoverHost {
   finishRestore(outcome: { ok: true; predecessor: string } | { ok: false; previous: RelayState; reason: string }): void;
   /** New side: a frame from the predecessor's tunnel. */
   onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame): void;
-  encodeState(sessions: readonly ExportedSession[]): Iterable<Buffer>;
-  decodeState(chunks: AsyncIterable<Buffer>): Promise<{ source: string; sessions: ExportedSession[] }>;
 }

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {
-  HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
+  HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest, PrecopyRequest,
 } from '../../api/management.ts';
+import { encodeSessionChunks } from '../../api/state-codec.ts';
+import type { SessionState } from '../../api/state-format.ts';
+import type { ExportedSession, SessionVersion } from '../dtls/adapter.ts';
 import { HANDOVER_HEADERS, STATE_CONTENT_TYPE } from '../../api/management.ts';
 import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
 import type { HandoverHost } from './host.ts';
@@ -12,6 +15,16 @@ import { FrameKind, TUNNEL_KEY_BYTES } from './tunnel-codec.ts';
 /** Bounds on what a successor may ask for. */
 const MIN_COMMIT_TIMEOUT_MS = 100;
 const MAX_COMMIT_TIMEOUT_MS = 120_000;
+
+/** A pre-copy is good for this long; a successor that takes longer gets the full state again. */
+const PRECOPY_TTL_MS = 120_000;
+
+interface Precopy {
+  id: string;
+  successor: string;
+  versions: Map<string, SessionVersion>;
+  expiresAt: number;
+}
 
 interface Pending {
   id: string;
@@ -32,6 +45,7 @@ export class HandoverSource {
   private pending: Pending | null = null;
   /** Id and figures of the last committed handover: a repeated commit gets the same answer. */
   private committed: HandoverCommitResponse | null = null;
+  private precopied: Precopy | null = null;
 
   constructor(host: HandoverHost) {
     this.host = host;
@@ -39,6 +53,37 @@ export class HandoverSource {
 
   get active(): boolean {
     return this.pending !== null;
+  }
+
+  /**
+   * Phase 0 (optional): a full snapshot streamed WITHOUT pausing. Sessions keep changing meanwhile;
+   * the handover that follows sends only those that did, so the pause no longer grows with the
+   * number of idle sessions.
+   */
+  async precopy(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const body = await readJson(request) as Partial<PrecopyRequest> | null;
+    if (body === null || typeof body !== 'object' || typeof body.successor !== 'string' || body.successor.length === 0 || body.successor.length > 253) {
+      throw new HttpError(400, 'ERR_BAD_REQUEST', 'successor must be a pod name of 1-253 characters');
+    }
+    if (this.host.state !== 'serving') {
+      throw new HttpError(409, 'ERR_NOT_SERVING', `relay is ${this.host.state}; only a serving relay hands its sessions over`);
+    }
+    // Sessions are exported lazily as the stream is written, yielding to the event loop between
+    // chunks: the relay keeps serving its devices while 100,000 sessions stream out.
+    const snapshot = this.host.adapter.lazySnapshot();
+    const precopy: Precopy = { id: randomUUID(), successor: body.successor, versions: snapshot.versions, expiresAt: Date.now() + PRECOPY_TTL_MS };
+    this.precopied = precopy;
+    response.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, [HANDOVER_HEADERS.precopyId]: precopy.id, 'cache-control': 'no-store' });
+    const states = (function* () {
+      for (const session of snapshot.sessions) yield { ...session, upstream: { identity: null } };
+    })();
+    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: snapshot.count }, states)) {
+      if (!response.write(chunk)) await once(response, 'drain');
+      else await new Promise((resolve) => setImmediate(resolve));
+      if (response.destroyed) return;
+    }
+    response.end();
+    this.host.log.info({ precopy: precopy.id, successor: body.successor, sessions: snapshot.count }, 'pre-copy streamed (not paused)');
   }
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -62,7 +107,14 @@ export class HandoverSource {
           if (frame.kind === FrameKind.toDevice) this.host.sendToDevice(frame.payload, frame.peer);
         },
       });
-      const sessions = this.host.adapter.exportSessions();
+      const tPaused = performance.now();
+      const precopy = this.precopied;
+      this.precopied = null;
+      const delta = precopy !== null && precopy.id === body.precopyId && precopy.expiresAt > Date.now()
+        ? this.host.adapter.exportChangedSince(precopy.versions)
+        : null;
+      const sessions = delta?.changed ?? this.host.adapter.exportSessions();
+      const exportMs = Math.round(performance.now() - tPaused);
       response.on('close', () => {
         // 'close' also follows a normal end; only a stream that did not finish means the successor is gone.
         if (!response.writableFinished && this.pending === pending) this.resume(pending, 'the state stream broke before it was complete');
@@ -74,14 +126,15 @@ export class HandoverSource {
         'cache-control': 'no-store',
       });
       let bytes = 0;
-      for (const chunk of this.host.encodeState(sessions)) {
+      const header = { source: this.host.podName, createdAt: Date.now(), count: sessions.length, ...(delta === null ? {} : { base: precopy!.id, removed: delta.removed }) };
+      for (const chunk of encodeSessionChunks(header, toStates(sessions))) {
         bytes += chunk.length;
         if (!response.write(chunk)) await once(response, 'drain');
         if (this.pending !== pending) return;
       }
       await new Promise<void>((resolve) => response.end(resolve));
       pending.streamed = true;
-      log.info({ sessions: sessions.length, bytes, commitTimeoutMs: body.commitTimeoutMs }, 'state streamed; waiting for commit');
+      log.info({ sessions: sessions.length, delta: delta !== null, removed: delta?.removed.length ?? 0, bytes, exportMs, streamMs: Math.round(performance.now() - tPaused) - exportMs, commitTimeoutMs: body.commitTimeoutMs }, 'state streamed; waiting for commit');
       if (this.pending === pending) {
         pending.deadline = setTimeout(() => this.resume(pending, `no commit within ${body.commitTimeoutMs} ms`), body.commitTimeoutMs);
       }
@@ -139,6 +192,11 @@ export class HandoverSource {
   }
 }
 
+/** The upstream identity is derivable from the device key; it is not sent, to keep the stream small. */
+function toStates(sessions: readonly ExportedSession[]): SessionState[] {
+  return sessions.map((session) => ({ ...session, upstream: { identity: null } }));
+}
+
 export function parseHandoverRequest(value: unknown): HandoverRequest {
   const body = value as Partial<HandoverRequest> | null;
   const fail = (message: string): never => {
@@ -152,5 +210,6 @@ export function parseHandoverRequest(value: unknown): HandoverRequest {
   if (!Number.isInteger(timeout) || timeout! < MIN_COMMIT_TIMEOUT_MS || timeout! > MAX_COMMIT_TIMEOUT_MS) {
     fail(`commitTimeoutMs must be a whole number from ${MIN_COMMIT_TIMEOUT_MS} to ${MAX_COMMIT_TIMEOUT_MS}, got ${JSON.stringify(timeout)}`);
   }
+  if (body.precopyId !== undefined && (typeof body.precopyId !== 'string' || body.precopyId.length > 128)) fail('precopyId must be the id a pre-copy answered with');
   return body as HandoverRequest;
 }

@@ -2,9 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RestoreRequest, RestoreResponse } from '../../api/management.ts';
 import { HANDOVER_HEADERS } from '../../api/management.ts';
 import { ManagementError } from '../../api/management-client.ts';
-import type { ExportedSession } from '../dtls/adapter.ts';
+import { StateDecoder } from '../../api/state-codec.ts';
+import type { SessionState } from '../../api/state-format.ts';
+import type { ImportStage } from '../dtls/adapter.ts';
 import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
-import type { Session } from '../session/session.ts';
+import { peerKey, type Session } from '../session/session.ts';
 import { fenceSequence } from './fence.ts';
 import type { HandoverHost } from './host.ts';
 import { TunnelSealer } from './tunnel-codec.ts';
@@ -60,26 +62,87 @@ export class HandoverSuccessor {
     const key = TunnelSealer.newKey();
     let handoverId: string | null = null;
     let imported: Session[] = [];
+    let stage: ImportStage | null = null;
     try {
+      // Until a device's flow reaches us directly, its answers go out through the predecessor,
+      // whose address the device's NAT and the load balancer's conntrack still expect.
+      const via: TunnelVia = { tunnel: true, predecessor: body.from };
+      stage = host.adapter.stageImport(via);
+      const staging = stage;
+      // Sessions are built as records arrive, overlapping the old relay's encoding; they join the
+      // table only after the trailer checked out (all or nothing).
+      const skippedKeys = new Set<string>();
+      const addRecord = (session: SessionState): void => {
+        const outSeq = fenceSequence(session.dtls.outSeq);
+        const key = peerKey(session.peer);
+        if (outSeq === null) {
+          skippedKeys.add(key);
+          staging.remove(session.peer);
+        } else {
+          skippedKeys.delete(key);
+          staging.add({ ...session, dtls: { ...session.dtls, outSeq } });
+        }
+      };
+      let bytes = 0;
+
+      // Phase 0, not paused: a full pre-copy. If it fails, the handover just carries everything.
+      let precopyId: string | undefined;
+      let precopySessions = 0;
+      try {
+        const pre = await host.peers.precopy(body.from, { successor: host.podName });
+        precopyId = headerOf(pre.headers, HANDOVER_HEADERS.precopyId);
+        const decoder = new StateDecoder({ now: Date.now(), onSession: addRecord });
+        for await (const chunk of pre.body) {
+          bytes += chunk.length;
+          decoder.push(chunk);
+        }
+        precopySessions = decoder.finish().header.count;
+      } catch (error) {
+        log.warn({ code: (error as { code?: string }).code, reason: (error as Error).message }, 'pre-copy failed; the handover will carry the full state');
+        precopyId = undefined;
+        staging.reset();
+        skippedKeys.clear();
+      }
+      const tPrecopied = performance.now();
+
+      // Phase 1: the old relay pauses and sends what changed since the pre-copy (or everything).
       const stream = await host.peers.handover(body.from, {
         successor: host.podName,
         tunnelPort: host.tunnelPort,
         tunnelKey: key.toString('base64'),
         commitTimeoutMs,
+        ...(precopyId === undefined ? {} : { precopyId }),
       });
+      const tHeaders = performance.now();
       handoverId = headerOf(stream.headers, HANDOVER_HEADERS.id);
       const predecessorTunnelPort = Number(headerOf(stream.headers, HANDOVER_HEADERS.tunnelPort));
-      let bytes = 0;
-      const counted = (async function* () {
-        for await (const chunk of stream.body) {
-          bytes += chunk.length;
-          yield chunk;
+      let baseChecked = false;
+      const decoder = new StateDecoder({
+        now: Date.now(),
+        onSession: (session) => {
+          checkBase();
+          addRecord(session);
+        },
+      });
+      // A stream that is not a delta of our pre-copy is the full state: start over.
+      const checkBase = (): void => {
+        if (baseChecked) return;
+        baseChecked = true;
+        if (precopyId === undefined || decoder.header?.base !== precopyId) {
+          staging.reset();
+          skippedKeys.clear();
         }
-      })();
-      // All or nothing: decodeState returns only after the trailer checked out.
-      const state = await host.decodeState(counted);
-      const { fenced, skipped } = applyFence(state.sessions);
-      const via: TunnelVia = { tunnel: true, predecessor: state.source };
+      };
+      for await (const chunk of stream.body) {
+        bytes += chunk.length;
+        decoder.push(chunk);
+      }
+      const { header } = decoder.finish();
+      checkBase();
+      for (const peer of header.removed ?? []) staging.remove(peer);
+      const deltaSessions = header.count;
+      const skipped = skippedKeys.size;
+      const tDecoded = performance.now();
       await host.tunnel.open({
         key,
         role: 'new',
@@ -87,16 +150,23 @@ export class HandoverSuccessor {
         remotePort: predecessorTunnelPort,
         onFrame: (frame) => host.onPredecessorFrame(frame),
       });
-      imported = host.adapter.importSessions(fenced);
-      // Until a device's flow reaches us directly, its answers go out through the predecessor,
-      // whose address the device's NAT and the load balancer's conntrack still expect.
-      for (const session of imported) session.via = via;
+      imported = stage.commit();
+      const tImported = performance.now();
       const commit = await this.commit(body.from, handoverId, commitTimeoutMs);
+      const tCommitted = performance.now();
+      const phasesMs = {
+        precopy: Math.round(tPrecopied - started),
+        request: Math.round(tHeaders - tPrecopied),
+        streamAndDecode: Math.round(tDecoded - tHeaders),
+        tunnelAndCommitToTable: Math.round(tImported - tDecoded),
+        commit: Math.round(tCommitted - tImported),
+      };
       const durationMs = Math.round(performance.now() - started);
-      host.finishRestore({ ok: true, predecessor: state.source });
-      log.info({ sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded }, 'restore committed; serving');
-      return { from: body.from, sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded };
+      host.finishRestore({ ok: true, predecessor: header.source });
+      log.info({ sessions: imported.length, precopySessions, deltaSessions, delta: header.base !== undefined, skipped, bytes, durationMs, phasesMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded }, 'restore committed; serving');
+      return { from: body.from, sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded, precopySessions, deltaSessions, delta: header.base !== undefined };
     } catch (error) {
+      stage?.discard();
       host.adapter.discard(imported);
       host.tunnel.shut();
       if (handoverId !== null) {
@@ -124,18 +194,6 @@ export class HandoverSuccessor {
       }
     }
   }
-}
-
-/** Moves every session's next outbound sequence number past the fence; leaves out the few that cannot be fenced. */
-export function applyFence(sessions: readonly ExportedSession[]): { fenced: ExportedSession[]; skipped: number } {
-  const fenced: ExportedSession[] = [];
-  let skipped = 0;
-  for (const session of sessions) {
-    const outSeq = fenceSequence(session.dtls.outSeq);
-    if (outSeq === null) skipped++;
-    else fenced.push({ ...session, dtls: { ...session.dtls, outSeq } });
-  }
-  return { fenced, skipped };
 }
 
 export function parseRestoreRequest(value: unknown): RestoreRequest {

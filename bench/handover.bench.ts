@@ -1,0 +1,99 @@
+/**
+ * Session handover between two relayd processes at 1,000 / 10,000 / 100,000 sessions: export and
+ * import rate, bytes per session, the pause window, and the memory of parked sessions.
+ *
+ *   npm run bench:handover -- [--sizes 1000,10000,100000]
+ *
+ * Relay A is loaded with N synthetic sessions through the real restore path, plus a few real
+ * devices that keep sending; then relay B restores from A. The pause window is measured twice: as
+ * A reports it (paused until commit) and as the devices see it (longest request in flight across
+ * the switch, first datagram queued to its answer from B).
+ */
+import { parseArgs } from 'node:util';
+import { UpstreamEcho } from '../orchestrator/platform/local/upstream-echo.ts';
+import { closeAll, connectDevices, request } from '../test/helpers/devices.ts';
+import { startRelay, testPki } from '../test/helpers/relayd.ts';
+import { fmt, machine, mib, processUsage } from './lib.ts';
+import { SyntheticPredecessor, syntheticSessions } from './synthetic-predecessor.ts';
+
+function metricValue(text: string, name: string): number {
+  return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN);
+}
+
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' }, devices: { type: 'string', default: '20' } } });
+const sizes = values.sizes.split(',').map(Number);
+const realDevices = Number(values.devices);
+
+const env = await testPki();
+const echo = new UpstreamEcho();
+const upstream = `127.0.0.1:${(await echo.listen()).port}`;
+console.log(`machine: ${machine()}`);
+console.log('Reference (Californium): save 4,000 connections in 44-89 ms, load in 54 ms, about 297 bytes each.\n');
+const rows: string[] = [];
+
+for (const size of sizes) {
+  const relayArgs = ['--await-restore', '--park-after', '1h', '--max-sessions', String(size + 1000)];
+  const predecessor = new SyntheticPredecessor(env.pki, syntheticSessions(size));
+  const predecessorUrl = await predecessor.listen();
+  const a = await startRelay(env.pki, { name: 'relay-a-0', upstream, args: relayArgs });
+  const b = await startRelay(env.pki, { name: 'relay-b-0', upstream, args: relayArgs });
+  try {
+    const rssIdle = processUsage(a.child.pid!).rssBytes;
+    const load = await env.operator.restore(a.mgmtUrl, { from: predecessorUrl, commitTimeoutMs: 60_000 });
+    // Let the transient garbage of the import go before measuring what the sessions themselves hold.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const rssParked = processUsage(a.child.pid!).rssBytes;
+    const heapParked = metricValue(await env.operator.metrics(a.mgmtUrl), 'nodejs_heap_size_used_bytes');
+
+    const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: realDevices });
+    let running = true;
+    let worst = 0;
+    let lost = 0;
+    const loops = clients.map(async (client, i) => {
+      let n = 0;
+      while (running) {
+        const t0 = performance.now();
+        try {
+          await request(client, Buffer.from(`${i}:${n++}`), { retransmit: false, timeoutMs: 5_000 });
+          worst = Math.max(worst, performance.now() - t0);
+        } catch {
+          lost++;
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    worst = 0;
+    const cpuA = processUsage(a.child.pid!).cpuSeconds;
+    const cpuB = processUsage(b.child.pid!).cpuSeconds;
+    const started = performance.now();
+    const outcome = await env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl, commitTimeoutMs: 60_000 });
+    const wall = performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    running = false;
+    await Promise.all(loops);
+    const handshakesAfter = clients.reduce((sum, c) => sum + c.stats.handshakes, 0) - clients.length;
+    const exportCpu = processUsage(a.child.pid!).cpuSeconds - cpuA;
+    const importCpu = processUsage(b.child.pid!).cpuSeconds - cpuB;
+    const total = outcome.sessions;
+    const rssB = processUsage(b.child.pid!).rssBytes;
+    rows.push([
+      `${fmt(size)} sessions (+${realDevices} live devices)`,
+      `  handover A->B: ${fmt(total)} sessions, ${fmt(outcome.bytes)} bytes = ${fmt(outcome.bytes / total, 1)} B/session`,
+      `  wall time (request to commit): ${wall.toFixed(1)} ms = ${fmt(total / (wall / 1000))} sessions/s end to end`,
+      `  CPU: A (export) ${(exportCpu * 1000).toFixed(0)} ms = ${fmt(total / Math.max(exportCpu, 0.001))} sessions/s; B (import) ${(importCpu * 1000).toFixed(0)} ms = ${fmt(total / Math.max(importCpu, 0.001))} sessions/s`,
+      `  pause window: A paused ${outcome.pauseMs} ms; devices' worst request across the switch ${worst.toFixed(1)} ms; requests lost ${lost}; new handshakes ${handshakesAfter}`,
+      `  first load into A (synthetic predecessor -> A): ${load.durationMs} ms = ${fmt(size / (load.durationMs / 1000))} sessions/s`,
+      `  RSS of A: idle ${mib(rssIdle)}, with ${fmt(size)} parked sessions ${mib(rssParked)} (${fmt((rssParked - rssIdle) / size)} B/session; JS heap in use ${mib(heapParked)}); B right after import ${mib(rssB)}`,
+    ].join('\n'));
+    const phases = b.logs.filter((l) => l.msg === 'restore committed; serving').at(-1)?.phasesMs;
+    const streamed = a.logs.filter((l) => l.msg === 'state streamed; waiting for commit').at(-1);
+    rows[rows.length - 1] += `\n  phases on B: ${JSON.stringify(phases)}; on A: export ${String(streamed?.exportMs)} ms, encode+stream ${String(streamed?.streamMs)} ms`;
+    console.log(rows.at(-1) + '\n');
+    await closeAll(clients);
+  } finally {
+    await Promise.all([a.stop(), b.stop(), predecessor.close()]);
+  }
+}
+
+await echo.close();
+await env.cleanup();
