@@ -167,17 +167,21 @@ export type EventInput = WithoutBase<UpdateEvent>;
 
 /**
  * Stamps events and shields the run from its observer: a renderer that throws must not stop an update halfway.
+ * The first such failure of a run is reported as a process warning, later ones are counted silently.
  */
 export class EventSink {
   readonly #observer: UpdateObserver;
   readonly #now: () => number;
   updateId: string | null = null;
-  /** Errors thrown by the observer, kept for the final result rather than lost. */
-  readonly observerErrors: unknown[] = [];
+  #observerFailures = 0;
 
   constructor(observer: UpdateObserver, now: () => number) {
     this.#observer = observer;
     this.#now = now;
+  }
+
+  get observerFailures(): number {
+    return this.#observerFailures;
   }
 
   emit(event: EventInput): void {
@@ -185,7 +189,12 @@ export class EventSink {
     try {
       this.#observer(stamped);
     } catch (error) {
-      this.observerErrors.push(error);
+      if (this.#observerFailures++ === 0) {
+        process.emitWarning(`relayctl: the progress observer threw on a ${stamped.type} event; the update goes on`, {
+          code: 'RELAYCTL_OBSERVER_FAILED',
+          detail: error instanceof Error ? error.stack ?? error.message : String(error),
+        });
+      }
     }
   }
 }

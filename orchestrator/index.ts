@@ -103,3 +103,4 @@ export type { UpdateEvent, UpdateObserver, Command, RunStep } from './events.ts'
 export { ErrorCode, OrchestratorError, isOrchestratorError, type ErrorSummary } from './errors.ts';
 export { systemClock, ManualClock, type Clock } from './clock.ts';
 export type * from './platform/platform.ts';
+export { RESTORE_LABEL, RESTORE_LABEL_VALUE, carriesRestoreLabel, restoreForbiddenBecause } from './platform/platform.ts';

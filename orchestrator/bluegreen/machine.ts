@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.ts';
 import { ErrorCode, isLockHeldError, summarizeError, toOrchestratorError, type ErrorSummary, type OrchestratorError } from '../errors.ts';
-import { EventSink, type Command, type UpdateObserver } from '../events.ts';
+import { EventSink, type Command, type RunStep, type UpdateObserver } from '../events.ts';
 import type { Platform, SetInfo } from '../platform/platform.ts';
 import { gatherStart, listPods, observeRelays } from './context.ts';
 import { LeaseKeeper } from './lease.ts';
@@ -357,7 +357,7 @@ class Outcomes {
 
   failed(
     record: ProgressRecord | null,
-    step: Run['step'],
+    step: RunStep,
     error: OrchestratorError | ErrorSummary,
     rollbackAttempted: boolean,
     rollbackError: OrchestratorError | null,
@@ -389,19 +389,19 @@ class Outcomes {
    * timed-out when a deadline caused it, rolled-back otherwise (the cause is the recorded failure when this run
    * only finished a rollback an earlier run started).
    */
-  concluded(record: ProgressRecord, failure?: { error: OrchestratorError; step: Run['step'] }): RunResult {
+  concluded(record: ProgressRecord, failure?: { error: OrchestratorError; step: RunStep }): RunResult {
     if (record.direction === 'forward') return this.succeeded(record, 'updated');
     const phase = rollbackPhase(record);
     if (this.command !== 'update') return this.succeeded(record, phase === 'Aborted' ? 'aborted' : 'rolled-back');
     const cause: ErrorSummary = failure ? summarizeError(failure.error) : (record.failure ?? { code: ErrorCode.Unexpected, message: 'rolled back' });
     const step = failure?.step ?? record.failure?.step ?? 'handover';
     if (isTimeout(cause)) {
-      return { ...this.base(record), code: 'timed-out', step: step as Run['step'], error: cause, rolledBack: true, rollbackError: null };
+      return { ...this.base(record), code: 'timed-out', step: step as RunStep, error: cause, rolledBack: true, rollbackError: null };
     }
     return {
       ...this.base(record),
       code: 'rolled-back',
-      step: step as Run['step'],
+      step: step as RunStep,
       error: cause,
       outcome: phase === 'Aborted' ? 'aborted' : 'rolled-back',
     };

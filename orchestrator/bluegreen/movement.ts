@@ -5,6 +5,7 @@ import { decideOrdinal, type WaitKind } from './ordinal.ts';
 import type { Direction, OrdinalEntry, ProgressRecord } from './record.ts';
 import { WaitClock, type Run } from './runtime.ts';
 import type { RecordStore } from './store.ts';
+import { Reason } from './status.ts';
 
 /**
  * Moves one ordinal's sessions in a direction (handover forward, handback in a rollback), as a small reconcile
@@ -29,6 +30,7 @@ export async function moveOrdinal(
   let attempts = 0;
   let outcome: RestoreOutcome | null = null;
   let lastFailure: OrchestratorError | null = null;
+  let lastRelabel: string | null = null;
 
   for (;;) {
     if (stop.aborted) throw stop.reason;
@@ -47,7 +49,11 @@ export async function moveOrdinal(
           lastFailure ??
           new OrchestratorError(ErrorCode.Blocked, decision.message, { reason: decision.reason, details: { ordinal } })
         );
-      case 'relabel':
+      case 'relabel': {
+        // The same patches again: the platform has not shown the last ones yet; give it a poll interval.
+        const key = JSON.stringify(decision.patches);
+        if (key === lastRelabel) await waits.wait('podStart', ordinal, Reason.ActionPending, `labels not visible yet: ${decision.message}`, stop);
+        lastRelabel = key;
         run.noteWaiting(ordinal, decision.reason, decision.message);
         for (const patch of decision.patches) {
           try {
@@ -60,6 +66,7 @@ export async function moveOrdinal(
           run.emit({ type: 'labels-changed', pod: patch.pod, labels: patch.labels, reason: decision.reason });
         }
         break;
+      }
       case 'restore': {
         if (attempts > 0) {
           const delayMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempts - 1));
@@ -74,7 +81,10 @@ export async function moveOrdinal(
           await run.sleep(delayMs, stop);
         }
         attempts++;
+        if (stop.aborted) throw stop.reason;
         await recordDeparture(run, store, direction, ordinal, decision.source.name, decision.target.name);
+        // A sibling failed while the intent was written: do not start a transfer the rollback would undo.
+        if (stop.aborted) throw stop.reason;
         try {
           outcome = await run.call(
             `relay.restore ${decision.target.name}`,

@@ -47,6 +47,8 @@ export const Reason = {
   SessionsUnplaced: 'SessionsUnplaced',
   StragglersForwarded: 'StragglersForwarded',
   PodsTerminating: 'PodsTerminating',
+  /** An action took, but the platform does not show its effect yet (caches, finalizers): repeat it politely. */
+  ActionPending: 'ActionPending',
   RestoreRetrying: 'RestoreRetrying',
 
   // Guards and label reconciliation

@@ -61,6 +61,7 @@ export function decideMark(view: SetView, replicas: number, want: boolean): Step
 async function reconcileLabels(run: Run, store: RecordStore, want: boolean): Promise<StepSummary> {
   const { from, replicas } = store.record;
   const waits = new WaitClock(run, { podStart: run.settings.timeouts.podStartMs });
+  let patched = false;
   for (;;) {
     run.checkDeadline();
     const decision = decideMark(await gatherSet(run, from), replicas, want);
@@ -70,6 +71,9 @@ async function reconcileLabels(run: Run, store: RecordStore, want: boolean): Pro
       await waits.wait('podStart', null, decision.reason, decision.message);
       continue;
     }
+    // Patched already and the labels do not show yet: give the platform a poll interval before patching again.
+    if (patched) await waits.wait('podStart', null, Reason.ActionPending, `labels not visible yet on ${decision.action.map((pod) => pod.name).join(', ')}`);
+    patched = true;
     const labels = { [RESTORE_LABEL]: want ? RESTORE_LABEL_VALUE : null };
     for (const pod of decision.action) {
       try {
@@ -105,11 +109,15 @@ export function decideCreate(fromSet: SetInfo | null, toSet: SetInfo | null, rec
 
 async function createNewSet(run: Run, store: RecordStore): Promise<StepSummary> {
   const record = store.record;
+  const waits = new WaitClock(run, { create: run.settings.timeouts.podStartMs });
+  let requested = false;
   for (;;) {
     run.checkDeadline();
     const decision = decideCreate(await getSet(run, record.from), await getSet(run, record.to), record);
     if (decision.kind === 'done') return decision.summary;
     if (decision.kind === 'blocked' || decision.kind === 'wait') throw blocked(decision.reason, decision.message);
+    if (requested) await waits.wait('create', null, Reason.ActionPending, `${record.to} not visible yet`);
+    requested = true;
     try {
       await run.call(
         `createSet ${record.to}`,
@@ -253,6 +261,7 @@ async function verify(run: Run, store: RecordStore): Promise<StepSummary> {
 async function deleteSet(run: Run, store: RecordStore, set: string, guardSide: 'old' | 'new'): Promise<StepSummary> {
   const { from, to, replicas, id } = store.record;
   const waits = new WaitClock(run, { readiness: run.settings.timeouts.readinessMs, delete: run.settings.timeouts.deleteMs });
+  let requested = false;
   for (;;) {
     run.checkDeadline();
     const current = await getSet(run, set);
@@ -270,12 +279,18 @@ async function deleteSet(run: Run, store: RecordStore, set: string, guardSide: '
     if (set === to && current.annotations[UPDATE_ID_ANNOTATION] !== id) {
       throw blocked(Reason.SetNotOurs, `${set} was not created by update ${id}; not deleting it`);
     }
-    const problems = misplaced(await gatherAllOrdinals(run, from, to, replicas), guardSide);
-    if (problems.length > 0) {
-      const reason = guardSide === 'new' ? Reason.OrdinalNotOnNewSet : Reason.NewSetServesSessions;
-      await waits.wait('readiness', null, reason, `not deleting ${set}: ${problems.join('; ')}`);
-      continue;
+    if (requested) {
+      // Deleted already but still listed (finalizers, foreground deletion): wait, then ask again (idempotent).
+      await waits.wait('delete', null, Reason.ActionPending, `${set} is being deleted`);
+    } else {
+      const problems = misplaced(await gatherAllOrdinals(run, from, to, replicas), guardSide);
+      if (problems.length > 0) {
+        const reason = guardSide === 'new' ? Reason.OrdinalNotOnNewSet : Reason.NewSetServesSessions;
+        await waits.wait('readiness', null, reason, `not deleting ${set}: ${problems.join('; ')}`);
+        continue;
+      }
     }
+    requested = true;
     await run.call(`deleteSet ${set}`, () => run.platform.deleteSet(set), { retry: true });
   }
 }

@@ -126,6 +126,8 @@ export interface WorldOptions {
   restoreMs: number;
   /** How long deleted pods stay listed (terminating). */
   terminationMs: number;
+  /** How long a deleted set is still returned by getSet (finalizers, foreground deletion). */
+  setDeletionMs: number;
   /** Datagrams an old relay forwards after the hand-over, arriving at a decaying rate. */
   stragglers: number;
   stragglerTauMs: number;
@@ -141,6 +143,7 @@ const DEFAULT_WORLD: WorldOptions = {
   readinessLagMs: 1000,
   restoreMs: 400,
   terminationMs: 2000,
+  setDeletionMs: 0,
   stragglers: 40,
   stragglerTauMs: 1500,
   forwardForever: false,
@@ -208,6 +211,8 @@ export class FakeCluster {
   stragglersDropped = 0;
 
   readonly #sets = new Map<string, SetInfo>();
+  /** Sets being deleted, and when they disappear. */
+  readonly #setsLeaving = new Map<string, number>();
   readonly #pods = new Map<string, FakePod>();
   readonly #leases = new Map<string, FakeLease>();
   /** Which pod holds each ordinal's sessions, by base name and ordinal; and how many sessions there are. */
@@ -264,7 +269,7 @@ export class FakeCluster {
   }
 
   set(name: string): SetInfo | null {
-    const set = this.#sets.get(name);
+    const set = this.#liveSet(name);
     return set === undefined ? null : structuredClone(set);
   }
 
@@ -293,7 +298,7 @@ export class FakeCluster {
 
   /** Direct edits, as a human with kubectl would make them. */
   editSetAnnotations(set: string, annotations: Record<string, string | null>): void {
-    const info = this.#sets.get(set);
+    const info = this.#liveSet(set);
     if (info === undefined) throw new Error(`no set ${set}`);
     this.#sets.set(set, { ...info, annotations: applyPatch(info.annotations, annotations), resourceVersion: this.#nextVersion() });
   }
@@ -427,11 +432,21 @@ export class FakeCluster {
   }
 
   getSet(name: string): SetInfo | null {
-    return this.#sets.get(name) ?? null;
+    return this.#liveSet(name) ?? null;
+  }
+
+  /** The set, unless it was deleted and its deletion has completed by now. */
+  #liveSet(name: string): SetInfo | undefined {
+    const leavesAt = this.#setsLeaving.get(name);
+    if (leavesAt !== undefined && this.clock.now() >= leavesAt) {
+      this.#sets.delete(name);
+      this.#setsLeaving.delete(name);
+    }
+    return this.#sets.get(name);
   }
 
   createSet(spec: CreateSetSpec): SetInfo {
-    if (this.#sets.has(spec.name)) throw alreadyExistsError(`set ${spec.name}`);
+    if (this.#liveSet(spec.name) !== undefined) throw alreadyExistsError(`set ${spec.name}`);
     const set: SetInfo = {
       name: spec.name,
       replicas: spec.replicas,
@@ -451,8 +466,10 @@ export class FakeCluster {
   }
 
   deleteSet(name: string): void {
-    if (!this.#sets.delete(name)) return;
+    if (this.#liveSet(name) === undefined || this.#setsLeaving.has(name)) return;
     const now = this.clock.now();
+    this.#setsLeaving.set(name, now + this.world.setDeletionMs);
+    this.#liveSet(name);
     for (const pod of this.#pods.values()) {
       if (pod.set !== name || pod.deletingAt !== null) continue;
       this.stragglersDropped += this.#stragglersLeft(pod);
@@ -473,7 +490,7 @@ export class FakeCluster {
   }
 
   patchSetAnnotations(name: string, annotations: Record<string, string | null>, expected?: string): SetInfo {
-    const set = this.#sets.get(name);
+    const set = this.#liveSet(name);
     if (set === undefined) throw notFoundError(`set ${name}`);
     if (expected !== undefined && expected !== set.resourceVersion) throw conflictError(`set ${name}`, expected, set.resourceVersion);
     const updated = { ...set, annotations: applyPatch(set.annotations, annotations), resourceVersion: this.#nextVersion() };

@@ -140,3 +140,37 @@ describe('losing the lock or being interrupted', () => {
     s.expectCleanOn('relay-b', 'relay:2');
   });
 });
+
+describe('actions the platform is slow to show', () => {
+  test('a set that lingers after deletion (finalizers) is asked again each poll, not in a tight loop', async () => {
+    const s = new Scenario({ world: { setDeletionMs: 5500 } });
+    const result = await s.update({ pollIntervalMs: 1000 });
+    expect(result.code).toBe('succeeded');
+    const deletes = s.cluster.calls.filter((call) => call.method === 'deleteSet');
+    expect(deletes.length).toBeGreaterThanOrEqual(5);
+    expect(deletes.length).toBeLessThanOrEqual(7);
+    for (let index = 1; index < deletes.length; index++) expect(deletes[index]!.at - deletes[index - 1]!.at).toBeGreaterThanOrEqual(1000);
+    s.expectCleanOn('relay-b', 'relay:2');
+  });
+
+  test('a deletion that never completes ends at the delete deadline, past the point of no return', async () => {
+    const s = new Scenario({ world: { setDeletionMs: Infinity } });
+    const result = await s.update({ timeouts: { deleteMs: 30_000 } });
+    expect(result).toMatchObject({ code: 'timed-out', step: 'delete', rolledBack: false, error: { reason: Reason.ActionPending } });
+    expect(s.cluster.calls.filter((call) => call.method === 'deleteSet').length).toBeLessThanOrEqual(32);
+    expect(s.cluster.violations).toEqual([]);
+  });
+
+  test('labels that do not show after a patch are patched again each poll until the deadline', async () => {
+    const s = new Scenario();
+    // Patches that "succeed" without showing, as a stale cache would make it look.
+    s.cluster.beforeCall = (call) => {
+      if (call.method === 'listPods' && call.target === 'relay-a') s.cluster.editPodLabels('relay-a-2', { restore: null });
+    };
+    const result = await s.update({ timeouts: { podStartMs: 20_000 } });
+    expect(result).toMatchObject({ code: 'timed-out', step: 'mark', rolledBack: true, error: { reason: Reason.ActionPending } });
+    const patches = s.cluster.calls.filter((call) => call.method === 'patchPodLabels' && call.target === 'relay-a-2' && call.args.includes('true'));
+    expect(patches.length).toBeGreaterThan(10);
+    expect(patches.length).toBeLessThanOrEqual(22);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { readStatus } from '../../orchestrator/index.ts';
+import { readStatus, runUpdate } from '../../orchestrator/index.ts';
 import { RECORD_ANNOTATION, UPDATE_ID_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
 import { Reason } from '../../orchestrator/bluegreen/status.ts';
 import { ErrorCode } from '../../orchestrator/errors.ts';
@@ -309,4 +309,27 @@ describe('platform trouble', () => {
     expect(after).toMatchObject({ inProgress: false, recordSet: 'relay-b', update: { phase: 'Completed' }, lock: null });
     expect(after.sets[0]!.relays).toBeNull();
   });
+});
+
+test('an observer that throws cannot stop an update; the first failure becomes a process warning', async () => {
+  const s = new Scenario();
+  const warnings: string[] = [];
+  const onWarning = (warning: Error & { code?: string }): void => void warnings.push(warning.code ?? '');
+  process.on('warning', onWarning);
+  try {
+    const result = await runUpdate(
+      s.spec(),
+      s.cluster.process(),
+      (event) => {
+        if (event.type === 'pod-changed' || event.type === 'ordinal-moved') throw new Error('renderer bug');
+      },
+      { clock: s.clock },
+    );
+    expect(result.code).toBe('succeeded');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).toEqual(['RELAYCTL_OBSERVER_FAILED']);
+  } finally {
+    process.off('warning', onWarning);
+  }
+  s.expectCleanOn('relay-b', 'relay:2');
 });
