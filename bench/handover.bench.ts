@@ -43,7 +43,10 @@ for (const size of sizes) {
     // Let the transient garbage of the import go before measuring what the sessions themselves hold.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const rssParked = processUsage(a.child.pid!).rssBytes;
-    const heapParked = metricValue(await env.operator.metrics(a.mgmtUrl), 'nodejs_heap_size_used_bytes');
+    const parkedMetrics = await env.operator.metrics(a.mgmtUrl);
+    const heapParked = metricValue(parkedMetrics, 'nodejs_heap_size_used_bytes');
+    const heapTotal = metricValue(parkedMetrics, 'nodejs_heap_size_total_bytes');
+    const external = metricValue(parkedMetrics, 'nodejs_external_memory_bytes');
 
     const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: realDevices });
     let running = true;
@@ -83,7 +86,7 @@ for (const size of sizes) {
       `  CPU: A (export) ${(exportCpu * 1000).toFixed(0)} ms = ${fmt(total / Math.max(exportCpu, 0.001))} sessions/s; B (import) ${(importCpu * 1000).toFixed(0)} ms = ${fmt(total / Math.max(importCpu, 0.001))} sessions/s`,
       `  pause window: A paused ${outcome.pauseMs} ms; devices' worst request across the switch ${worst.toFixed(1)} ms; requests lost ${lost}; new handshakes ${handshakesAfter}`,
       `  first load into A (synthetic predecessor -> A): ${load.durationMs} ms = ${fmt(size / (load.durationMs / 1000))} sessions/s`,
-      `  RSS of A: idle ${mib(rssIdle)}, with ${fmt(size)} parked sessions ${mib(rssParked)} (${fmt((rssParked - rssIdle) / size)} B/session; JS heap in use ${mib(heapParked)}); B right after import ${mib(rssB)}`,
+      `  RSS of A: idle ${mib(rssIdle)}, with ${fmt(size)} parked sessions ${mib(rssParked)} (${fmt((rssParked - rssIdle) / size)} B/session; JS heap in use ${mib(heapParked)} of ${mib(heapTotal)}, external ${mib(external)}); B right after import ${mib(rssB)}`,
     ].join('\n'));
     const phases = b.logs.filter((l) => l.msg === 'restore committed; serving').at(-1)?.phasesMs;
     const streamed = a.logs.filter((l) => l.msg === 'state streamed; waiting for commit').at(-1);

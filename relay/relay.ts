@@ -14,6 +14,7 @@ import { HandoverSuccessor, type TunnelVia } from './handover/successor.ts';
 import { FrameKind, type Frame } from './handover/tunnel-codec.ts';
 import { TunnelEnd } from './handover/tunnel.ts';
 import { loadServerKey } from './dtls/server-key.ts';
+import { collectGarbageNow } from './memory.ts';
 import { RelayMetrics } from './metrics.ts';
 import { ManagementServer, sendJson } from './mgmt/server.ts';
 import type { PeerAddress, Session, Via } from './session/session.ts';
@@ -22,6 +23,8 @@ import { UpstreamForwarder } from './upstream/forwarder.ts';
 import { VERSION } from './version.ts';
 
 const SWEEP_INTERVAL_MS = 1_000;
+/** From this many sessions on, a restore is followed by one full garbage collection. */
+const LARGE_RESTORE = 10_000;
 
 /**
  * One relay: device UDP endpoint -> DTLS adapter -> upstream forwarder, plus the management server.
@@ -239,6 +242,7 @@ export class Relay implements HandoverHost {
       this.forwardedDatagrams = 0;
       this.lastForwardAt = null;
       this.setState('serving', null);
+      if (this.adapter.sessionCount >= LARGE_RESTORE) setTimeout(() => collectGarbageNow(), 100).unref();
     } else {
       this.setState(outcome.previous, outcome.previous === 'serving' ? null : outcome.reason);
     }

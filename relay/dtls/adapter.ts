@@ -21,6 +21,7 @@
  */
 import { createRequire } from 'node:module';
 import { RelayError } from '../errors.ts';
+import { Arena } from '../session/arena.ts';
 import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../session/session.ts';
 import { parseClientCertificate, type ClientCertificate } from './client-certificate.ts';
 import { ContentType, HandshakeType, MAX_SEQUENCE, handshakeTypeOf, readSequence, splitRecords, type RecordView } from './record.ts';
@@ -222,12 +223,17 @@ interface PackedSecrets {
   bytes: Buffer;
 }
 
-function pack(secrets: DtlsSecrets): PackedSecrets {
-  const bytes = Buffer.allocUnsafe(112 + secrets.sessionId.length);
+function pack(secrets: DtlsSecrets, arena: Arena): PackedSecrets {
+  const bytes = arena.alloc(112 + secrets.sessionId.length);
   bytes.set(secrets.randoms, 0);
   bytes.set(secrets.master, 64);
   bytes.set(secrets.sessionId, 112);
   return { cipherSuite: secrets.cipherSuite, inEpoch: secrets.inEpoch, outEpoch: secrets.outEpoch, outSeq: secrets.outSeq, bytes };
+}
+
+/** Secrets do not linger in memory once the native socket holds them, or once the session is gone. */
+function wipe(packed: PackedSecrets): void {
+  packed.bytes.fill(0);
 }
 
 function unpack(packed: PackedSecrets): DtlsSecrets {
@@ -271,6 +277,7 @@ export class DtlsAdapter {
   private readonly buckets = new Map<string, Bucket>();
   private closed = false;
   private lazySnapshots = 0;
+  private readonly arena = new Arena();
 
   constructor(options: DtlsAdapterOptions) {
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
@@ -483,12 +490,12 @@ export class DtlsAdapter {
       add: (entry) => {
         if (!open) throw new RelayError('ERR_RELAY_STATE', 'import stage already committed or discarded');
         const key = peerKey(entry.peer);
-        const session = new Session(key, entry.peer, via, Buffer.from(entry.deviceKey), entry.createdAt, entry.lastSeenAt,
+        const session = new Session(key, { address: entry.peer.address, port: entry.peer.port }, via, this.arena.copy(entry.deviceKey), entry.createdAt, entry.lastSeenAt,
           ReplayWindow.fromBytes(entry.replay.epoch, entry.replay.top, entry.replay.window));
         session.outEpoch = entry.dtls.outEpoch;
         session.outSequence = entry.dtls.outSeq - 1;
         session.parked = true;
-        staged.set(key, { kind: 'session', session, native: null, slot: null, secrets: pack(entry.dtls), closeReason: null, tombstone: null });
+        staged.set(key, { kind: 'session', session, native: null, slot: null, secrets: pack(entry.dtls, this.arena), closeReason: null, tombstone: null });
       },
       remove: (peer) => {
         staged.delete(peerKey(peer));
@@ -778,6 +785,7 @@ export class DtlsAdapter {
     let resumed = false;
     try {
       resumed = native.resumeSession(toSessionWrap(this.native, unpack(secrets))) === 1;
+      wipe(secrets);
     } catch {
       resumed = false;
     }
@@ -792,7 +800,7 @@ export class DtlsAdapter {
 
   private park(conn: Conn): void {
     if (conn.native === null) return;
-    conn.secrets = pack(readSecrets(conn.native));
+    conn.secrets = pack(readSecrets(conn.native), this.arena);
     this.dropNative(conn);
     conn.session.parked = true;
   }
@@ -807,6 +815,7 @@ export class DtlsAdapter {
     // A lazy snapshot listed this session and must still deliver it: keep its state until read.
     if (this.lazySnapshots > 0 && conn.tombstone === null) conn.tombstone = this.exportConn(conn);
     this.dropNative(conn);
+    if (conn.secrets !== null) wipe(conn.secrets);
     conn.secrets = null;
     this.sessions.delete(conn.session.key);
   }
