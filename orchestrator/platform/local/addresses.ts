@@ -1,0 +1,100 @@
+/**
+ * Pod addresses on loopback. Like pod IPs, they are derived, not configured: the state folder picks a /22 inside
+ * 127.0.0.0/8 (so two local clusters on one machine rarely overlap), the set a /24 in it, the ordinal the host.
+ *
+ *   127.<b>.<c + slot>.<ordinal + 1>    b in 1..254 and c a multiple of 4, from a hash of the state folder path;
+ *                                       slot 0 for <name>-a, 1 for <name>-b, 2-3 for any other set name.
+ *
+ * 127.0.0.0/24 is never used: 127.0.0.1 carries the service front, the upstream and the straggler tunnels.
+ */
+import { createHash } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
+import type { NetworkMode } from './state.ts';
+
+/** The container ports of a relay pod (manifests use the same). */
+export const POD_PORTS = { dtls: 5684, mgmt: 8443 } as const;
+/** Host of everything that is not a pod: the service front, the upstream echo, the relays' tunnels. */
+export const HOST_ADDRESS = '127.0.0.1';
+/** Ordinals per set in pod-ips mode (host part 1..254). */
+export const MAX_REPLICAS = 254;
+export const SLOTS = 4;
+
+export function subnetFor(stateDir: string): { b: number; c: number } {
+  const digest = createHash('sha256').update(stateDir).digest();
+  return { b: 1 + (digest.readUInt16BE(0) % 254), c: (digest[2]! % 64) * SLOTS };
+}
+
+/** The slot a set prefers; createSet takes the next free one if another set of the cluster holds it. */
+export function preferredSlot(set: string): number {
+  if (set.endsWith('-a')) return 0;
+  if (set.endsWith('-b')) return 1;
+  return 2 + (createHash('sha256').update(set).digest()[0]! % 2);
+}
+
+export function podAddress(subnet: { b: number; c: number }, slot: number, ordinal: number): string {
+  return `127.${subnet.b}.${subnet.c + slot}.${ordinal + 1}`;
+}
+
+/** Whether this system lets us bind loopback addresses other than 127.0.0.1 (Linux yes, macOS only with aliases). */
+export async function detectNetworkMode(subnet: { b: number; c: number }): Promise<NetworkMode> {
+  const probe = dgram.createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(0, podAddress(subnet, 0, 0), () => resolve());
+    });
+    return 'pod-ips';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') return 'shared';
+    throw error;
+  } finally {
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
+}
+
+function probeUdp(address: string, port: number): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  return new Promise<number>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, address, () => resolve(socket.address().port));
+  }).finally(() => new Promise<void>((resolve) => socket.close(() => resolve())).catch(() => undefined));
+}
+
+function probeTcp(address: string, port: number): Promise<number> {
+  const server = net.createServer();
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host: address, exclusive: true }, () => resolve((server.address() as net.AddressInfo).port));
+  }).finally(() => new Promise<void>((resolve) => server.close(() => resolve())));
+}
+
+/**
+ * Checks that a pod's DTLS (UDP) and management (TCP) ports are free, so a clash shows up as a clear error at
+ * createSet rather than as a relay that dies at start.
+ */
+export async function checkPodPortsFree(pod: string, address: string, dtlsPort: number, mgmtPort: number): Promise<void> {
+  for (const [kind, probe, port] of [['DTLS (udp)', probeUdp, dtlsPort], ['management (tcp)', probeTcp, mgmtPort]] as const) {
+    try {
+      await probe(address, port);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new LocalPlatformError(
+        LocalErrorCode.AddressInUse,
+        `${pod}: ${kind} address ${address}:${port} is not free (${code ?? (error as Error).message}); another local cluster ` +
+          'or a relay left running owns it: run teardown in that state folder, or use another state folder',
+        { subject: `${address}:${port}`, cause: error },
+      );
+    }
+  }
+}
+
+/** A currently free port on 127.0.0.1 for shared mode (freed again at once; the relay binds it a moment later). */
+export async function freePort(kind: 'udp' | 'tcp', avoid: ReadonlySet<number>): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = kind === 'udp' ? await probeUdp(HOST_ADDRESS, 0) : await probeTcp(HOST_ADDRESS, 0);
+    if (!avoid.has(port)) return port;
+  }
+  throw new LocalPlatformError(LocalErrorCode.AddressInUse, `no free ${kind} port on ${HOST_ADDRESS} after 20 attempts`);
+}

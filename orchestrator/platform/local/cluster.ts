@@ -1,0 +1,340 @@
+/**
+ * The local cluster's life cycle: deploy (PKI, service process, first set serving), info, teardown.
+ * Deploy is a reconcile, not a script: every part is checked and only what is missing is made, so running it again
+ * after a crash, a reboot or a killed service brings the cluster back.
+ */
+import fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, subnetFor } from './addresses.ts';
+import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
+import { LocalPlatform } from './local-platform.ts';
+import { ensureLocalPki, localPkiPaths } from './pki.ts';
+import { findProcesses, processMatches, spawnDetached, stopProcesses, type Target } from './processes.ts';
+import { RELAY_MAIN, logTail, relayTarget } from './relays.ts';
+import { SELECTOR_LABEL, SERVICE_MAIN, serviceMarkers } from './service.ts';
+import { listJson, withStateLock, writeJsonAtomic } from './state-fs.ts';
+import {
+  STATE_VERSION,
+  ensureLayout,
+  isObjectName,
+  localPaths,
+  podLog,
+  readCluster,
+  readPod,
+  readService,
+  readSet,
+  serviceLog,
+  type ClusterRecord,
+  type LocalPaths,
+  type NetworkMode,
+  type PodRecord,
+  type ServiceRecord,
+} from './state.ts';
+
+export interface LocalOptions {
+  /** The state folder (relayctl's default is ./.relayctl). */
+  stateDir: string;
+  /** Base name of the fleet. Default 'relay'. */
+  name?: string;
+}
+
+export interface LocalClusterInfo {
+  stateDir: string;
+  name: string;
+  /** Where devices connect (the service front, UDP). */
+  service: { address: string; port: number };
+  /** The UDP echo the relays forward to. */
+  upstream: { address: string; port: number };
+  /** SPKI DER of the relays' DTLS key: what devices pin. */
+  serverPublicKey: Buffer;
+  /** Sets that exist, sorted. */
+  sets: string[];
+  /** Whether the service process runs (devices get nowhere without it; deploy starts it again). */
+  serviceRunning: boolean;
+  /** Where relay and service logs are: <logs>/<pod>.log, <logs>/service.log. */
+  logs: string;
+  network: NetworkMode;
+}
+
+export interface DeployOptions extends LocalOptions {
+  replicas: number;
+  /** A version label locally: every set runs this checkout's relayd. */
+  image: string;
+  /** UDP port of the service front on 127.0.0.1. Default 5684; 0 picks a free one (kept across restarts). */
+  servicePort?: number;
+  /** How long an idle device flow stays on its relay (kube-proxy's UDP conntrack timeout). Default 30 s. */
+  affinityMs?: number;
+  /** Pod addressing; detected when omitted (see state.ts NetworkMode). */
+  network?: NetworkMode;
+  /** How long to wait for the service and the relays. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_NAME = 'relay';
+export const DEFAULT_SERVICE_PORT = 5684;
+export const DEFAULT_AFFINITY_MS = 30_000;
+
+interface Checked {
+  stateDir: string;
+  name: string;
+  replicas: number;
+  image: string;
+  servicePort: number | undefined;
+  affinityMs: number | undefined;
+  network: NetworkMode | undefined;
+  timeoutMs: number;
+}
+
+function invalid(field: string, expected: string, got: unknown): never {
+  throw new LocalPlatformError(LocalErrorCode.InvalidOption, `deploy: ${field} must be ${expected}, got ${JSON.stringify(got)}`);
+}
+
+function checkName(options: LocalOptions): { stateDir: string; name: string } {
+  if (typeof options.stateDir !== 'string' || options.stateDir === '') invalid('stateDir', 'a non-empty path', options.stateDir);
+  const name = options.name ?? DEFAULT_NAME;
+  // Pods are <name>-a-<ordinal>; each must stay a valid object name.
+  if (!isObjectName(name) || name.length > 54) invalid('name', 'a DNS label of at most 54 characters (lowercase letters, digits, "-")', name);
+  return { stateDir: options.stateDir, name };
+}
+
+function checkDeploy(options: DeployOptions): Checked {
+  const { stateDir, name } = checkName(options);
+  const { replicas, image, servicePort, affinityMs, network, timeoutMs = 60_000 } = options;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) invalid('replicas', `a whole number from 1 to ${MAX_REPLICAS}`, replicas);
+  if (typeof image !== 'string' || image.trim() === '' || /\s/.test(image)) invalid('image', 'a non-empty label without spaces', image);
+  if (servicePort !== undefined && (!Number.isInteger(servicePort) || servicePort < 0 || servicePort > 65535)) {
+    invalid('servicePort', 'a port 0-65535 (0: any free port)', servicePort);
+  }
+  if (affinityMs !== undefined && (!Number.isInteger(affinityMs) || affinityMs <= 0)) invalid('affinityMs', 'a positive whole number of ms', affinityMs);
+  if (network !== undefined && network !== 'pod-ips' && network !== 'shared') invalid('network', "'pod-ips' or 'shared'", network);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) invalid('timeoutMs', 'a positive number of ms', timeoutMs);
+  return { stateDir, name, replicas, image, servicePort, affinityMs, network, timeoutMs };
+}
+
+/**
+ * Makes sure the local cluster runs: PKI, the service process, and a serving, ready set (`<name>-a` when there is
+ * none yet; an existing set is kept as it is). Idempotent.
+ */
+export async function deployLocal(options: DeployOptions): Promise<LocalClusterInfo> {
+  const spec = checkDeploy(options);
+  const paths = localPaths(spec.stateDir);
+  const deadline = Date.now() + spec.timeoutMs;
+  await ensureLocalPki(paths.stateDir);
+  await ensureLayout(paths);
+  await withStateLock(paths.lock, async () => {
+    const cluster = await ensureClusterRecord(paths, spec);
+    const service = await ensureService(paths, cluster, deadline);
+    // The first start may have picked free ports: keep them, so restarts of the service and relays agree.
+    if (service.service.port !== cluster.service.port || service.upstream.port !== cluster.upstream.port) {
+      await writeJsonAtomic(paths.cluster, { ...cluster, service: service.service, upstream: service.upstream });
+    }
+  });
+
+  const platform = await LocalPlatform.open(paths.stateDir, { name: spec.name });
+  try {
+    const sets = (await listJson(paths.sets)).sort();
+    if (sets.length === 0) {
+      await platform.createSetFrom({
+        name: `${spec.name}-a`,
+        replicas: spec.replicas,
+        image: spec.image,
+        labels: { [SELECTOR_LABEL]: spec.name },
+        annotations: {},
+        awaitRestore: false,
+      });
+      await waitUntilServing(platform, paths, `${spec.name}-a`, deadline);
+    } else if (sets.length === 1) {
+      const only = sets[0]!;
+      const set = await readSet(paths, only);
+      if (set !== null && (set.replicas !== spec.replicas || set.image !== spec.image)) {
+        throw new LocalPlatformError(
+          LocalErrorCode.Mismatch,
+          `${only} runs ${set.image} x${set.replicas}, deploy asked for ${spec.image} x${spec.replicas}: use update to change the image, ` +
+            'or teardown to start over',
+          { subject: only },
+        );
+      }
+      // Nobody else holds sessions to restore from, so restarted relays serve at once.
+      await platform.restartFailedPods(only, false);
+      await waitUntilServing(platform, paths, only, deadline);
+    } else {
+      // An update is in progress: restart what died as its set's template says, and leave the rest to the update.
+      for (const name of sets) {
+        const set = await readSet(paths, name);
+        if (set !== null) await platform.restartFailedPods(name, set.awaitRestore);
+      }
+    }
+  } finally {
+    await platform.close();
+  }
+  const info = await localClusterInfo({ stateDir: spec.stateDir, name: spec.name });
+  if (info === null) throw new LocalPlatformError(LocalErrorCode.NotDeployed, `the local cluster in ${paths.stateDir} vanished during deploy`);
+  return info;
+}
+
+async function ensureClusterRecord(paths: LocalPaths, spec: Checked): Promise<ClusterRecord> {
+  const existing = await readCluster(paths);
+  if (existing !== null) {
+    if (existing.name !== spec.name) {
+      throw new LocalPlatformError(
+        LocalErrorCode.OtherFleet,
+        `the local cluster in ${paths.stateDir} runs fleet "${existing.name}", not "${spec.name}": use another state folder, or teardown first`,
+        { subject: paths.cluster },
+      );
+    }
+    const mismatch = (field: string, has: unknown, asked: unknown): never => {
+      throw new LocalPlatformError(LocalErrorCode.Mismatch, `the local cluster in ${paths.stateDir} has ${field} ${has}, deploy asked for ${asked}: teardown first to change it`, {
+        subject: paths.cluster,
+      });
+    };
+    if (spec.servicePort !== undefined && spec.servicePort !== 0 && spec.servicePort !== existing.service.port) {
+      mismatch('service port', existing.service.port, spec.servicePort);
+    }
+    if (spec.affinityMs !== undefined && spec.affinityMs !== existing.affinityMs) mismatch('affinityMs', existing.affinityMs, spec.affinityMs);
+    if (spec.network !== undefined && spec.network !== existing.network) mismatch('network', existing.network, spec.network);
+    return existing;
+  }
+  const subnet = subnetFor(paths.stateDir);
+  const cluster: ClusterRecord = {
+    version: STATE_VERSION,
+    name: spec.name,
+    createdAt: Date.now(),
+    network: spec.network ?? (await detectNetworkMode(subnet)),
+    subnet,
+    service: { address: HOST_ADDRESS, port: spec.servicePort ?? DEFAULT_SERVICE_PORT },
+    upstream: { address: HOST_ADDRESS, port: 0 },
+    affinityMs: spec.affinityMs ?? DEFAULT_AFFINITY_MS,
+  };
+  await writeJsonAtomic(paths.cluster, cluster);
+  return cluster;
+}
+
+/** The running service's record, starting the service process when none runs. Call under the state lock. */
+async function ensureService(paths: LocalPaths, cluster: ClusterRecord, deadline: number): Promise<ServiceRecord> {
+  const markers = serviceMarkers(paths.stateDir);
+  const current = await readService(paths);
+  if (current !== null && processMatches(current.pid, markers)) return current;
+  const pid = await spawnDetached({
+    script: SERVICE_MAIN,
+    args: ['--state-dir', paths.stateDir],
+    logFile: serviceLog(paths),
+    header: { msg: 'local platform: starting the service process', service: cluster.service, upstream: cluster.upstream },
+    env: {},
+  });
+  for (;;) {
+    const record = await readService(paths).catch(() => null);
+    if (record?.pid === pid) return record;
+    if (!processMatches(pid, markers)) {
+      throw new LocalPlatformError(
+        LocalErrorCode.StartFailed,
+        `the local service process exited while starting; ${serviceLog(paths)} ends with:\n${await logTail(serviceLog(paths))}`,
+        { subject: serviceLog(paths) },
+      );
+    }
+    if (Date.now() >= deadline) {
+      await stopProcesses([{ pid, markers }], 1_000).catch(() => undefined);
+      throw new LocalPlatformError(LocalErrorCode.DeployTimeout, `the local service process did not listen in time; see ${serviceLog(paths)}`, {
+        subject: serviceLog(paths),
+      });
+    }
+    await sleep(50);
+  }
+}
+
+/** Waits until every pod of `set` is ready and the service front routes to each of them. */
+async function waitUntilServing(platform: LocalPlatform, paths: LocalPaths, set: string, deadline: number): Promise<void> {
+  let problem = 'not checked yet';
+  for (;;) {
+    const pods = await platform.listPods(set);
+    const failed = pods.find((pod) => pod.phase === 'Failed');
+    if (failed !== undefined) {
+      throw new LocalPlatformError(
+        LocalErrorCode.StartFailed,
+        `${failed.name} exited while starting; ${podLog(paths, failed.name)} ends with:\n${await logTail(podLog(paths, failed.name))}`,
+        { subject: failed.name },
+      );
+    }
+    const notReady = pods.filter((pod) => !pod.ready).map((pod) => `${pod.name} ${pod.phase}`);
+    const routed = new Set((await readService(paths))?.backends.filter((b) => b.ready).map((b) => b.id) ?? []);
+    const unrouted = pods.filter((pod) => !routed.has(pod.name)).map((pod) => pod.name);
+    if (pods.length > 0 && notReady.length === 0 && unrouted.length === 0) return;
+    problem = notReady.length > 0 ? `not ready: ${notReady.join(', ')}` : `not yet routed by the service: ${unrouted.join(', ')}`;
+    if (Date.now() >= deadline) {
+      throw new LocalPlatformError(LocalErrorCode.DeployTimeout, `${set} did not become ready in time (${problem}); logs are in ${paths.logs}`, {
+        subject: set,
+      });
+    }
+    await sleep(100);
+  }
+}
+
+export async function localClusterInfo(options: LocalOptions): Promise<LocalClusterInfo | null> {
+  const paths = localPaths(checkStateDir(options.stateDir));
+  const cluster = await readCluster(paths);
+  if (cluster === null) return null;
+  if (options.name !== undefined && options.name !== cluster.name) {
+    throw new LocalPlatformError(LocalErrorCode.OtherFleet, `the local cluster in ${paths.stateDir} runs fleet "${cluster.name}", not "${options.name}"`, {
+      subject: paths.cluster,
+    });
+  }
+  const service = await readService(paths);
+  const serviceRunning = service !== null && processMatches(service.pid, serviceMarkers(paths.stateDir));
+  const keyFile = localPkiPaths(paths.stateDir).dtlsPublicKey;
+  let serverPublicKey: Buffer;
+  try {
+    serverPublicKey = await fs.readFile(keyFile);
+  } catch (error) {
+    throw new LocalPlatformError(LocalErrorCode.StateIo, `cannot read the relays' DTLS public key ${keyFile}: ${(error as Error).message}; deploy again`, {
+      subject: keyFile,
+      cause: error,
+    });
+  }
+  return {
+    stateDir: paths.stateDir,
+    name: cluster.name,
+    service: serviceRunning ? { ...service.service } : { ...cluster.service },
+    upstream: serviceRunning ? { ...service.upstream } : { ...cluster.upstream },
+    serverPublicKey,
+    sets: (await listJson(paths.sets)).sort(),
+    serviceRunning,
+    logs: paths.logs,
+    network: cluster.network,
+  };
+}
+
+function checkStateDir(stateDir: unknown): string {
+  if (typeof stateDir !== 'string' || stateDir === '') {
+    throw new LocalPlatformError(LocalErrorCode.InvalidOption, `stateDir must be a non-empty path, got ${JSON.stringify(stateDir)}`);
+  }
+  return stateDir;
+}
+
+/**
+ * Stops every relay and the service process of the state folder, then removes <stateDir>/local (the PKI stays, so
+ * devices that pinned the DTLS key still trust the next deploy). Idempotent; `name` is not checked, so a cluster
+ * of any fleet is torn down.
+ */
+export async function teardownLocal(options: LocalOptions & { graceMs?: number }): Promise<void> {
+  const paths = localPaths(checkStateDir(options.stateDir));
+  const pki = { paths: localPkiPaths(paths.stateDir) };
+  const targets: Target[] = [];
+  for (const name of await listJson(paths.pods)) {
+    // A corrupt record cannot name its process; the scan below still finds it.
+    const pod: PodRecord | null = await readPod(paths, name).catch(() => null);
+    const target = pod === null ? null : relayTarget(pki, pod);
+    if (target !== null) targets.push(target);
+  }
+  const service = await readService(paths).catch(() => null);
+  if (service !== null) targets.push({ pid: service.pid, markers: serviceMarkers(paths.stateDir) });
+  // Processes whose records were lost (killed between spawn and write): found by their command line.
+  const relayProbe = [RELAY_MAIN, pki.paths.dtlsKey];
+  for (const pid of findProcesses(relayProbe)) targets.push({ pid, markers: relayProbe });
+  for (const pid of findProcesses(serviceMarkers(paths.stateDir))) targets.push({ pid, markers: serviceMarkers(paths.stateDir) });
+  await stopProcesses(dedupe(targets), options.graceMs ?? 7_000);
+  await fs.rm(paths.local, { recursive: true, force: true });
+}
+
+function dedupe(targets: readonly Target[]): Target[] {
+  const seen = new Set<number>();
+  return targets.filter((target) => !seen.has(target.pid) && seen.add(target.pid) !== undefined);
+}

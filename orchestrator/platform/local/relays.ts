@@ -1,0 +1,148 @@
+/**
+ * Local relay pods: how relayd is started for a pod, how its process is recognised, and what its management API
+ * says, mapped to the platform's types and errors.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { ManagementError, type ManagementClient } from '../../../api/management-client.ts';
+import type { StatusResponse } from '../../../api/management.ts';
+import { restoreFailedError, unavailableError, type OrchestratorError } from '../../errors.ts';
+import type { RelayStatus, RestoreOutcome } from '../platform.ts';
+import { HOST_ADDRESS } from './addresses.ts';
+import type { LocalPki } from './pki.ts';
+import { spawnDetached, type Target } from './processes.ts';
+import { podLog, type LocalPaths, type PodRecord } from './state.ts';
+
+export const RELAY_MAIN = fileURLToPath(new URL('../../../relay/main.ts', import.meta.url));
+
+export function mgmtUrlOf(pod: Pick<PodRecord, 'address' | 'mgmtPort'>): string {
+  return `https://${pod.address}:${pod.mgmtPort}`;
+}
+
+/** What identifies the relay process of `pod` on this machine: the pod name and this state folder's DTLS key. */
+export function relayTarget(pki: Pick<LocalPki, 'paths'>, pod: Pick<PodRecord, 'name' | 'pid'>): Target | null {
+  return pod.pid === null ? null : { pid: pod.pid, markers: relayMarkers(pki, pod.name) };
+}
+
+export function relayMarkers(pki: Pick<LocalPki, 'paths'>, pod: string): string[] {
+  return [RELAY_MAIN, pod, pki.paths.dtlsKey];
+}
+
+export interface RelayLaunch {
+  pod: PodRecord;
+  pki: Pick<LocalPki, 'paths' | 'servername'>;
+  upstream: { address: string; port: number };
+  awaitRestore: boolean;
+  logLevel?: string;
+}
+
+/**
+ * Starts relayd for a pod, detached. The straggler tunnel listens on 127.0.0.1, not on the pod address: a relay's
+ * outgoing connections leave from 127.0.0.1 (the kernel's source address for all of 127.0.0.0/8), and the old
+ * relay sends stragglers to the address the successor's restore request came from. On Kubernetes both are the
+ * pod IP. Its port is any free one: relays announce it to each other during the handover.
+ */
+export function startRelay(paths: LocalPaths, launch: RelayLaunch): Promise<number> {
+  const { pod, pki } = launch;
+  const args = [
+    '--pod-name', pod.name,
+    '--dtls-host', pod.address, '--dtls-port', String(pod.dtlsPort),
+    '--mgmt-host', pod.address, '--mgmt-port', String(pod.mgmtPort),
+    '--tunnel-host', HOST_ADDRESS, '--tunnel-port', '0',
+    '--dtls-key', pki.paths.dtlsKey,
+    '--tls-cert', pki.paths.relayCert, '--tls-key', pki.paths.relayKey, '--tls-ca', pki.paths.ca,
+    '--peer-servername', pki.servername,
+    '--upstream', `${launch.upstream.address}:${launch.upstream.port}`,
+    '--log-level', launch.logLevel ?? 'info',
+    ...(launch.awaitRestore ? ['--await-restore'] : []),
+  ];
+  return spawnDetached({
+    script: RELAY_MAIN,
+    args,
+    logFile: podLog(paths, pod.name),
+    // The image is only a label locally (every set runs this checkout); the header line and the environment
+    // make it visible in the pod's log and in `ps e`.
+    header: {
+      msg: 'local platform: starting relay',
+      pod: pod.name,
+      set: pod.set,
+      image: pod.image,
+      address: pod.address,
+      awaitRestore: launch.awaitRestore,
+    },
+    env: { RELAY_IMAGE: pod.image },
+  });
+}
+
+/** Whether the relay ever reached "relay serving" (it listens then), from the head of its log. */
+export async function relayListened(paths: LocalPaths, pod: string): Promise<boolean> {
+  try {
+    const head = (await readFile(podLog(paths, pod), 'utf8')).slice(0, 256 * 1024);
+    return head.includes('"msg":"relay serving"');
+  } catch {
+    return false;
+  }
+}
+
+/** The last lines of a log, for error messages. */
+export async function logTail(file: string, lines = 8): Promise<string> {
+  try {
+    const text = await readFile(file, 'utf8');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface Probe {
+  /** The management port answered (readyz 200 or 503). */
+  answered: boolean;
+  ready: boolean;
+}
+
+export async function probeReadiness(client: ManagementClient, mgmtUrl: string): Promise<Probe> {
+  try {
+    const readyz = await client.readyz(mgmtUrl);
+    return { answered: true, ready: readyz.ready };
+  } catch {
+    return { answered: false, ready: false };
+  }
+}
+
+export function toRelayStatus(pod: string, status: StatusResponse): RelayStatus {
+  return {
+    pod: status.pod === '' ? pod : status.pod,
+    state: status.state,
+    ready: status.ready,
+    sessions: status.sessions.total,
+    forwardedDatagrams: status.forwarding.datagrams,
+    lastForwardAt: status.forwarding.lastForwardAt,
+    version: status.version,
+  };
+}
+
+/**
+ * A failed restore call. An HTTP answer means the relay ran the restore and refused or failed it (its two-phase
+ * handover left the source serving): restoreFailedError. No answer (refused connection, reset, timeout) means we
+ * do not know and may ask again after reading both relays: unavailableError.
+ */
+export function restoreError(target: string, source: string, error: unknown): OrchestratorError {
+  if (error instanceof ManagementError) {
+    if (error.code === 'ERR_MGMT_HTTP' || error.code === 'ERR_MGMT_PROTOCOL') {
+      const remote = error.remoteCode === null ? '' : ` [${error.remoteCode}]`;
+      return restoreFailedError(target, source, `${error.message}${remote}`);
+    }
+    return unavailableError(`relay.restore ${target} from ${source}: ${error.message}`, error);
+  }
+  return unavailableError(`relay.restore ${target} from ${source}: ${(error as Error).message}`, error);
+}
+
+export function toRestoreOutcome(response: { sessions: number; skipped: number; bytes: number; durationMs: number; pauseMs: number }): RestoreOutcome {
+  return {
+    sessions: response.sessions,
+    skipped: response.skipped,
+    bytes: response.bytes,
+    durationMs: response.durationMs,
+    pauseMs: response.pauseMs,
+  };
+}

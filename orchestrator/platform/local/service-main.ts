@@ -1,0 +1,47 @@
+/**
+ * Entry script of the local service process (service.ts), started detached by deploy:
+ *   node orchestrator/platform/local/service-main.ts --state-dir <absolute path>
+ * Logs JSON lines on stdout (<stateDir>/local/logs/service.log); stops cleanly on SIGTERM or SIGINT.
+ */
+import { pino } from 'pino';
+import { LocalService } from './service.ts';
+
+const STOP_DEADLINE_MS = 3_000;
+
+const log = pino({ base: { component: 'local-service', pid: process.pid } });
+const at = process.argv.indexOf('--state-dir');
+const stateDir = at === -1 ? undefined : process.argv[at + 1];
+if (stateDir === undefined || stateDir === '') {
+  log.fatal('usage: service-main.ts --state-dir <path>');
+  process.exit(2);
+}
+
+let service: LocalService;
+try {
+  service = await LocalService.start({ stateDir, log, onStopped: () => process.exit(0) });
+} catch (error) {
+  log.fatal({ err: { message: (error as Error).message } }, `local service cannot start: ${(error as Error).message}`);
+  // Let pino flush the line before exiting.
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  process.exit(1);
+}
+
+let stopping = false;
+const stop = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'stopping');
+  setTimeout(() => {
+    log.error('did not stop in time; exiting');
+    process.exit(1);
+  }, STOP_DEADLINE_MS).unref();
+  service.stop().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      log.error({ err: { message: (error as Error).message } }, 'error while stopping');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

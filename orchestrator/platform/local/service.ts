@@ -1,0 +1,211 @@
+/**
+ * The local cluster's service process: what kube-proxy and the Service are on Kubernetes. It runs the UDP front
+ * devices talk to and the upstream echo relays forward to, and every `pollMs` it lists the pods that carry the
+ * fleet's selector label (app=<name>), probes their /readyz over mTLS and gives the front the new endpoint list.
+ * Terminating and dead pods leave the list (their flows end); running pods stay, ready or not (their flows stay
+ * sticky: stragglers).
+ *
+ * It writes service.json when it starts listening and whenever the endpoint list changes, so relayctl processes
+ * can see where devices connect and what the front routes to. It exits by itself when the cluster is torn down
+ * under it (cluster.json gone), so an interrupted teardown leaves no front holding its port.
+ */
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ManagementClient } from '../../../api/management-client.ts';
+import { loadLocalPki, operatorClientTlsOptions } from './pki.ts';
+import { processMatches } from './processes.ts';
+import { probeReadiness, relayMarkers, mgmtUrlOf } from './relays.ts';
+import { listJson, removeFile, writeJsonAtomic } from './state-fs.ts';
+import {
+  STATE_VERSION,
+  localPaths,
+  readCluster,
+  readPod,
+  readService,
+  type ClusterRecord,
+  type LocalPaths,
+  type PodRecord,
+  type ServiceBackend,
+  type ServiceRecord,
+} from './state.ts';
+import { UdpFront } from './udp-front.ts';
+import { UpstreamEcho } from './upstream-echo.ts';
+
+export const SERVICE_MAIN = fileURLToPath(new URL('./service-main.ts', import.meta.url));
+/** The label the Service selects pods by; deploy puts it on the first set, and new sets copy their template's. */
+export const SELECTOR_LABEL = 'app';
+
+/** What identifies the service process of a state folder (see processes.ts). */
+export function serviceMarkers(stateDir: string): string[] {
+  return [SERVICE_MAIN, localPaths(stateDir).stateDir];
+}
+
+export interface LocalServiceOptions {
+  stateDir: string;
+  log: Logger;
+  /** Default 250 ms. */
+  pollMs?: number;
+  /** Called when the service stopped by itself (cluster torn down). */
+  onStopped?: () => void;
+}
+
+export class LocalService {
+  readonly #paths: LocalPaths;
+  readonly #cluster: ClusterRecord;
+  readonly #log: Logger;
+  readonly #front: UdpFront;
+  readonly #echo: UpstreamEcho;
+  readonly #client: ManagementClient;
+  readonly #markers: (pod: string) => string[];
+  readonly #pollMs: number;
+  readonly #onStopped: () => void;
+  #record: ServiceRecord;
+  #timer: NodeJS.Timeout | null = null;
+  #polling: Promise<void> | null = null;
+  #stopped = false;
+  #lastProblem: string | null = null;
+
+  private constructor(init: {
+    paths: LocalPaths;
+    cluster: ClusterRecord;
+    log: Logger;
+    front: UdpFront;
+    echo: UpstreamEcho;
+    client: ManagementClient;
+    markers: (pod: string) => string[];
+    pollMs: number;
+    record: ServiceRecord;
+    onStopped: () => void;
+  }) {
+    this.#paths = init.paths;
+    this.#cluster = init.cluster;
+    this.#log = init.log;
+    this.#front = init.front;
+    this.#echo = init.echo;
+    this.#client = init.client;
+    this.#markers = init.markers;
+    this.#pollMs = init.pollMs;
+    this.#record = init.record;
+    this.#onStopped = init.onStopped;
+  }
+
+  static async start(options: LocalServiceOptions): Promise<LocalService> {
+    const paths = localPaths(options.stateDir);
+    const cluster = await readCluster(paths);
+    if (cluster === null) throw new Error(`no local cluster in ${paths.stateDir}: ${paths.cluster} is missing`);
+    const pki = await loadLocalPki(paths.stateDir);
+    const echo = new UpstreamEcho(cluster.upstream.address);
+    const front = new UdpFront({ host: cluster.service.address, affinityMs: cluster.affinityMs });
+    const client = new ManagementClient(operatorClientTlsOptions(pki), { timeoutMs: 1_000 });
+    try {
+      const upstream = await listenOrExplain('upstream echo', cluster.upstream, (port) => echo.listen(port));
+      const service = await listenOrExplain('service front', cluster.service, (port) => front.listen(port));
+      const record: ServiceRecord = {
+        version: STATE_VERSION,
+        pid: process.pid,
+        startedAt: Date.now(),
+        service: { address: service.address, port: service.port },
+        upstream: { address: upstream.host, port: upstream.port },
+        backends: [],
+        updatedAt: Date.now(),
+      };
+      await writeJsonAtomic(paths.service, record);
+      const started = new LocalService({
+        paths,
+        cluster,
+        log: options.log,
+        front,
+        echo,
+        client,
+        markers: (pod) => relayMarkers(pki, pod),
+        pollMs: options.pollMs ?? 250,
+        record,
+        onStopped: options.onStopped ?? (() => undefined),
+      });
+      options.log.info({ service: record.service, upstream: record.upstream, affinityMs: cluster.affinityMs, selector: `${SELECTOR_LABEL}=${cluster.name}` }, 'local service listening');
+      started.#schedule(0);
+      return started;
+    } catch (error) {
+      await Promise.allSettled([front.close(), echo.close(), client.close()]);
+      throw error;
+    }
+  }
+
+  get record(): ServiceRecord {
+    return this.#record;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    await this.#polling;
+    await Promise.allSettled([this.#front.close(), this.#echo.close(), this.#client.close()]);
+    // Leave a newer service's record alone.
+    const current = await readService(this.#paths).catch(() => null);
+    if (current?.pid === process.pid) await removeFile(this.#paths.service);
+    this.#log.info(this.#front.stats(), 'local service stopped');
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#polling = this.#poll().finally(() => {
+        this.#polling = null;
+        this.#schedule(this.#pollMs);
+      });
+    }, ms);
+  }
+
+  async #poll(): Promise<void> {
+    try {
+      if ((await readCluster(this.#paths)) === null) {
+        this.#log.warn({ cluster: this.#paths.cluster }, 'the local cluster was torn down; stopping');
+        void this.stop().then(this.#onStopped, this.#onStopped);
+        return;
+      }
+      const backends = await this.#observeBackends();
+      this.#front.setBackends(backends);
+      if (JSON.stringify(backends) !== JSON.stringify(this.#record.backends)) {
+        this.#record = { ...this.#record, backends, updatedAt: Date.now() };
+        await writeJsonAtomic(this.#paths.service, this.#record);
+        this.#log.info({ backends: backends.map((b) => `${b.id}${b.ready ? '' : ' (not ready)'}`) }, 'endpoints changed');
+      }
+      this.#lastProblem = null;
+    } catch (error) {
+      // Say it once, not four times a second.
+      const problem = (error as Error).message;
+      if (problem !== this.#lastProblem) this.#log.warn({ err: { message: problem } }, 'cannot refresh endpoints; keeping the last ones');
+      this.#lastProblem = problem;
+    }
+  }
+
+  async #observeBackends(): Promise<ServiceBackend[]> {
+    const pods: PodRecord[] = [];
+    for (const name of await listJson(this.#paths.pods)) {
+      const pod = await readPod(this.#paths, name).catch(() => null);
+      if (pod === null || pod.deletingAt !== null || pod.labels[SELECTOR_LABEL] !== this.#cluster.name) continue;
+      if (!processMatches(pod.pid, this.#markers(pod.name))) continue;
+      pods.push(pod);
+    }
+    pods.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    return Promise.all(
+      pods.map(async (pod) => ({
+        id: pod.name,
+        address: pod.address,
+        port: pod.dtlsPort,
+        ready: (await probeReadiness(this.#client, mgmtUrlOf(pod))).ready,
+      })),
+    );
+  }
+}
+
+async function listenOrExplain<T>(what: string, at: { address: string; port: number }, listen: (port: number) => Promise<T>): Promise<T> {
+  try {
+    return await listen(at.port);
+  } catch (error) {
+    throw new Error(`${what}: cannot listen on ${at.address}:${at.port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {
+      cause: error,
+    });
+  }
+}
