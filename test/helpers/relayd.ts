@@ -35,8 +35,9 @@ export async function testPki(): Promise<{ dir: string; pki: LocalPki; operator:
 }
 
 /** Starts relayd as a child process on loopback with ephemeral ports and waits until it listens. */
-export async function startRelay(pki: LocalPki, options: { name: string; upstream: string; args?: string[]; env?: Record<string, string> }): Promise<RelayProcess> {
+export async function startRelay(pki: LocalPki, options: { name: string; upstream: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }): Promise<RelayProcess> {
   const args = [
+    ...(options.nodeArgs ?? []),
     RELAYD,
     '--pod-name', options.name,
     '--dtls-host', '127.0.0.1', '--dtls-port', '0',
