@@ -126,7 +126,6 @@ interface ResolvedOptions {
 
 /** ICMP reports on a connected UDP socket: a device on a real network would not see them, so they are noise. */
 const TRANSIENT_SOCKET_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOBUFS']);
-const CLOSE_NOTIFY = Buffer.of(AlertLevel.warning, AlertDescription.closeNotify);
 
 export class DtlsClient extends EventEmitter<DtlsClientEvents> {
   /** The server's MBEDTLS_SSL_MAX_CONTENT_LEN: the largest payload send() accepts. */
@@ -166,6 +165,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
   #retransmitDelayMs = 0;
   #timerRetransmissions = 0;
   #lastSocketError: Error | null = null;
+  #referenced = true;
 
   constructor(options: DtlsClientOptions) {
     super();
@@ -202,11 +202,13 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
 
   /** Lets the process exit while this session is open (the socket no longer holds the event loop). */
   unref(): this {
+    this.#referenced = false;
     this.#socket?.unref();
     return this;
   }
 
   ref(): this {
+    this.#referenced = true;
     this.#socket?.ref();
     return this;
   }
@@ -246,20 +248,13 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
    * Ends the session: sends close_notify first when established, unless `notify` is false (a device that
    * just vanishes). Resolves once the socket is closed.
    */
-  async close(options: { notify?: boolean } = {}): Promise<void> {
-    if (this.#state === 'closed') return this.#socketClosed;
-    if (this.#state === 'established' && options.notify !== false && this.#socket !== null) {
-      const sequence = this.#epoch1Sequence++;
-      this.#stats.lastOutboundSeq = sequence;
-      const record = this.#protection!.seal(ContentType.alert, 1, sequence, CLOSE_NOTIFY);
-      // Waiting for the send callback makes sure close_notify leaves before the socket closes.
-      await new Promise<void>((resolve) => {
-        this.#stats.recordsOut++;
-        this.#stats.bytesOut += record.length;
-        this.#socket!.send(record, () => resolve());
-      });
+  close(options: { notify?: boolean } = {}): Promise<void> {
+    if (this.#state !== 'closed') {
+      const farewell = this.#state === 'established' && options.notify !== false
+        ? this.#sealAlert(AlertLevel.warning, AlertDescription.closeNotify)
+        : null;
+      this.#terminate({ reason: 'local' }, farewell);
     }
-    this.#terminate({ reason: 'local' });
     return this.#socketClosed;
   }
 
@@ -271,6 +266,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     if (this.#state !== 'connecting') return;
     const socket = createSocket({ type: target.family === 6 ? 'udp6' : 'udp4' });
     this.#socket = socket;
+    if (!this.#referenced) socket.unref();
     this.#socketClosed = new Promise<void>((resolve) => socket.once('close', resolve));
     await settleSocket(socket, (done) => {
       if (localAddress !== undefined || localPort !== undefined) {
@@ -415,8 +411,8 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
       const failure = isDtlsClientError(error)
         ? error
         : new DtlsClientError('ERR_DTLS_DECODE', 'handshake processing failed', { cause: error });
-      this.#sendFatalAlert(failure.alert);
-      this.#terminate({ reason: 'handshake-failed', error: failure });
+      const alert = failure.alert === undefined ? null : this.#sealAlert(AlertLevel.fatal, failure.alert);
+      this.#terminate({ reason: 'handshake-failed', error: failure }, alert);
       return;
     }
     this.#applyStep(step);
@@ -506,21 +502,21 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     }
   }
 
-  #sendFatalAlert(description: number | undefined): void {
-    if (description === undefined || this.#socket === null) return;
-    const alert = Buffer.of(AlertLevel.fatal, description);
-    this.#sendFlight([{ type: ContentType.alert, epoch: this.#protection === null ? 0 : 1, payload: alert }]);
+  /** An alert record in the current write epoch: plaintext until our keys exist. */
+  #sealAlert(level: number, description: number): Buffer {
+    const payload = Buffer.of(level, description);
+    if (this.#protection === null) return encodePlaintextRecord(ContentType.alert, 0, this.#epoch0Sequence++, payload);
+    const sequence = this.#epoch1Sequence++;
+    this.#stats.lastOutboundSeq = sequence;
+    return this.#protection.seal(ContentType.alert, 1, sequence, payload);
   }
 
+  /** No send callback: it would cost a tick per datagram, and send errors reach the socket's 'error' event. */
   #transmit(datagram: Buffer): void {
     this.#stats.recordsOut++;
     this.#stats.bytesOut += datagram.length;
-    this.#socket!.send(datagram, this.#onSent);
+    this.#socket!.send(datagram);
   }
-
-  readonly #onSent = (error: Error | null): void => {
-    if (error !== null && error !== undefined) this.#onSocketError(error);
-  };
 
   readonly #onSocketError = (error: Error): void => {
     this.#stats.socketErrors++;
@@ -533,7 +529,8 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
 
   // ------------------------------------------------------------------ teardown
 
-  #terminate(info: CloseInfo): void {
+  /** Ends the session once; `farewell` (close_notify or a fatal alert) leaves before the socket closes. */
+  #terminate(info: CloseInfo, farewell: Buffer | null = null): void {
     if (this.#state === 'closed') return;
     const wasConnecting = this.#state === 'connecting';
     this.#state = 'closed';
@@ -543,10 +540,19 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     const socket = this.#socket;
     if (socket !== null) {
       socket.off('message', this.#onDatagram);
-      try {
-        socket.close();
-      } catch {
-        // Already closed.
+      const closeSocket = (): void => {
+        try {
+          socket.close();
+        } catch {
+          // Already closed.
+        }
+      };
+      if (farewell === null) {
+        closeSocket();
+      } else {
+        this.#stats.recordsOut++;
+        this.#stats.bytesOut += farewell.length;
+        socket.send(farewell, closeSocket);
       }
     }
 
