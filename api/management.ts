@@ -48,10 +48,15 @@ export interface ReadyzResponse {
   reason: string | null;
 }
 
-/** POST /v1/restore on the NEW relay: pull the state of `from` and take its sessions over. */
+/**
+ * POST /v1/restore on the NEW relay: pull the state of `from` and take its sessions over. Or, with
+ * `empty: true` instead of `from`, start serving with no predecessor state (its old double is gone,
+ * or state transfer is deliberately off): its devices will handshake again.
+ */
 export interface RestoreRequest {
   /** Management URL of the old relay, e.g. https://relay-a-0.relay-mgmt:8443 */
-  from: string;
+  from?: string;
+  empty?: boolean;
   /** How long the old relay waits for our commit before it resumes serving (default 10 s). */
   commitTimeoutMs?: number;
 }

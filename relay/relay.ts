@@ -236,9 +236,9 @@ export class Relay implements HandoverHost {
     this.setState('restoring', reason);
   }
 
-  finishRestore(outcome: { ok: true; predecessor: string } | { ok: false; previous: RelayState; reason: string }): void {
+  finishRestore(outcome: { ok: true; predecessor: string | null } | { ok: false; previous: RelayState; reason: string }): void {
     if (outcome.ok) {
-      this.predecessorVia = { tunnel: true, predecessor: outcome.predecessor };
+      this.predecessorVia = outcome.predecessor === null ? null : { tunnel: true, predecessor: outcome.predecessor };
       this.forwardedDatagrams = 0;
       this.lastForwardAt = null;
       this.setState('serving', null);

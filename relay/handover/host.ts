@@ -24,7 +24,7 @@ export interface HandoverHost {
   sendToDevice(datagram: Buffer, peer: PeerAddress): void;
   /** New side: enter or leave the restoring state. */
   setRestoring(reason: string): void;
-  finishRestore(outcome: { ok: true; predecessor: string } | { ok: false; previous: RelayState; reason: string }): void;
+  finishRestore(outcome: { ok: true; predecessor: string | null } | { ok: false; previous: RelayState; reason: string }): void;
   /** New side: a frame from the predecessor's tunnel. */
   onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame): void;
 }

@@ -44,16 +44,24 @@ export class HandoverSuccessor {
     if (previous === 'serving' && this.host.adapter.sessionCount > 0) {
       throw new HttpError(409, 'ERR_HAS_SESSIONS', `relay serves ${this.host.adapter.sessionCount} sessions of its own; restoring over them would lose them`);
     }
+    if (body.empty === true) {
+      if (previous !== 'awaiting-restore') throw new HttpError(409, 'ERR_NOT_RESTORABLE', `relay is ${previous}; only a relay awaiting its restore can be told to start empty`);
+      this.host.finishRestore({ ok: true, predecessor: null });
+      this.host.log.warn('told to serve without predecessor state: its devices will handshake again');
+      const empty: RestoreResponse = { from: '', sessions: 0, skipped: 0, bytes: 0, durationMs: 0, pauseMs: 0, queuedForwarded: 0, precopySessions: 0, deltaSessions: 0, delta: false };
+      sendJson(response, 200, empty);
+      return;
+    }
     this.busy = true;
     try {
-      const outcome = await this.restore(body, previous);
+      const outcome = await this.restore(body as RestoreRequest & { from: string }, previous);
       sendJson(response, 200, outcome);
     } finally {
       this.busy = false;
     }
   }
 
-  private async restore(body: RestoreRequest, previous: typeof this.host.state): Promise<RestoreResponse> {
+  private async restore(body: RestoreRequest & { from: string }, previous: typeof this.host.state): Promise<RestoreResponse> {
     const { host } = this;
     const started = performance.now();
     const commitTimeoutMs = body.commitTimeoutMs ?? DEFAULT_COMMIT_TIMEOUT_MS;
@@ -199,6 +207,10 @@ export class HandoverSuccessor {
 export function parseRestoreRequest(value: unknown): RestoreRequest {
   const body = value as Partial<RestoreRequest> | null;
   if (body === null || typeof body !== 'object') throw new HttpError(400, 'ERR_BAD_REQUEST', 'body must be a JSON object like {"from": "https://old-relay:8443"}');
+  if (body.empty !== undefined) {
+    if (body.empty !== true || body.from !== undefined) throw new HttpError(400, 'ERR_BAD_REQUEST', 'give either from (the old relay\'s URL) or empty: true, not both');
+    return { empty: true };
+  }
   if (typeof body.from !== 'string') throw new HttpError(400, 'ERR_BAD_REQUEST', 'from must be the management URL of the old relay, e.g. https://relay-a-0:8443');
   let url: URL;
   try {

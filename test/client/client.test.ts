@@ -238,6 +238,8 @@ describe('DtlsClient records after the handshake', () => {
 
   it('accepts a jump ahead in sequence numbers and late records inside the window, once', async () => {
     const { server, client, messages } = await connected();
+    const sequences: number[] = [];
+    client.on('message', (_payload, sequence) => sequences.push(sequence));
     server.sendProtectedAt(1_000, ContentType.applicationData, Buffer.from('ahead'));
     await waitFor(() => messages.length === 1);
     const late = server.sendProtectedAt(990, ContentType.applicationData, Buffer.from('late'));
@@ -247,6 +249,7 @@ describe('DtlsClient records after the handshake', () => {
     server.sendProtectedAt(1_001, ContentType.applicationData, Buffer.from('next'));
     await waitFor(() => messages.length === 3);
     expect(messages).toEqual(['ahead', 'late', 'next']);
+    expect(sequences).toEqual([1_000, 990, 1_001]);
     expect(client.stats).toMatchObject({ lastInboundSeq: 1_001, replaysDropped: 2 });
   });
 

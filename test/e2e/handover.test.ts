@@ -317,6 +317,11 @@ describe('session handover between two relayd processes', () => {
       const d = await relay('relay-d-0', ['--await-restore']);
       await expect(env.operator.restore(d.mgmtUrl, { from: c.mgmtUrl })).rejects.toMatchObject({ status: 502, remoteCode: 'ERR_MGMT_HTTP' });
       expect((await env.operator.readyz(d.mgmtUrl)).state).toBe('awaiting-restore');
+      // Its double is gone: it may be told to start empty, once.
+      await expect(env.operator.restore(d.mgmtUrl, { empty: true, from: a.mgmtUrl } as never)).rejects.toMatchObject({ status: 400 });
+      expect(await env.operator.restore(d.mgmtUrl, { empty: true })).toMatchObject({ sessions: 0, from: '' });
+      expect(await env.operator.readyz(d.mgmtUrl)).toMatchObject({ ready: true, state: 'serving' });
+      await expect(env.operator.restore(d.mgmtUrl, { empty: true })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_NOT_RESTORABLE' });
     });
   });
 });
