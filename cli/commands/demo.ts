@@ -1,0 +1,304 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readStatus, runUpdate, type MovedOrdinal, type Platform, type RunResult, type UpdateEvent, type UpdateStatus } from '../../orchestrator/index.ts';
+import { VERSION } from '../../relay/version.ts';
+import { DeviceFleet, type FleetCounters } from '../devices/fleet.ts';
+import { UsageError } from '../errors.ts';
+import { ExitCode, exitCodeForResult } from '../exit-codes.ts';
+import { colorEnabled, isInteractive, schedule, type Io } from '../io.ts';
+import { bytes, elapsed, millis, percent, seconds, table } from '../render/format.ts';
+import { jsonLine } from '../render/json.ts';
+import { createStyle, type Style } from '../render/style.ts';
+import type { LocalClusterInfo, LocalPlatformModule } from '../platforms.ts';
+import type { CommandContext } from './context.ts';
+import { runOrchestrated } from './orchestrated.ts';
+
+export interface DemoFlags {
+  devices: number;
+  replicas: number;
+  requestInterval: number;
+}
+
+export const DEMO_DEFAULTS = { devices: 300, replicas: 3, requestIntervalMs: 1000 } as const;
+
+/** Timings chosen to keep the whole demo around 30-60 s. */
+const WARM_UP_MS = 3000;
+const COOL_DOWN_MS = 3000;
+/** Requests in flight when the devices stop get this long to be answered (a retransmission takes up to 3 s). */
+const STOP_GRACE_MS = 10_000;
+const DRAIN_QUIET_MS = 2000;
+/** Devices that keep talking keep their conntrack entries (and so their old relay): the drain ends by this timeout. */
+const DRAIN_TIMEOUT_MS = 5000;
+const UPDATE_TIMEOUT_MS = 120_000;
+const DEVICE_LINE_EVERY_MS = 5000;
+
+/**
+ * `relayctl demo`: a local cluster, a few hundred devices talking through it, and a blue/green update from set a
+ * to set b under that traffic. Ends with what the devices saw. Everything lives in a fresh temporary state dir
+ * and is torn down at the end, on failure and on Ctrl-C.
+ *
+ * Exit: 0 only when the update succeeded and the devices saw no error, no new handshake during the update and no
+ * request left unanswered; 1 when the update succeeded but the devices noticed; otherwise the update's code.
+ */
+export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promise<ExitCode> {
+  const { io, globals } = ctx;
+  if (globals.dryRun) throw new UsageError('--dry-run: the demo has nothing to preview; run it without --dry-run');
+  if (globals.stateDirGiven) throw new UsageError('--state-dir: the demo always runs in a fresh temporary directory and removes it afterwards; drop --state-dir');
+
+  const style = createStyle(colorEnabled(io, io.stderr, globals.color));
+  const say = (text: string): void => {
+    if (globals.output === 'text') io.stderr.write(`${text}\n`);
+  };
+  const local = await ctx.platforms.local();
+  const stateDir = await mkdtemp(join(tmpdir(), 'relayctl-demo-'));
+  const stop = new AbortController();
+  const unsubscribe = io.onInterrupt((count) => {
+    if (count === 1) {
+      io.stderr.write('\ninterrupted: stopping the devices and tearing the cluster down (Ctrl-C again to quit at once)\n');
+      stop.abort(new Error('interrupted by the user'));
+    } else {
+      io.stderr.write(`quitting without teardown: relay processes may be left; run "relayctl teardown --state-dir ${stateDir}"\n`);
+    }
+  });
+
+  const options = { stateDir, name: globals.name };
+  let fleet: DeviceFleet | null = null;
+  let platform: (Platform & { close(): Promise<void> }) | null = null;
+  try {
+    say(style.bold(`relayctl demo: a blue/green update of ${flags.replicas} DTLS relays under live traffic from ${flags.devices} devices`));
+    say(`state in ${stateDir}`);
+    // Any free port: a demo must not collide with a cluster deployed on the default port.
+    const info = await local.deployLocal({ ...options, replicas: flags.replicas, image: `relay:${VERSION}`, servicePort: 0 });
+    say(`started set ${globals.name}-a: ${flags.replicas} relays behind a UDP front on ${info.service.address}:${info.service.port}, upstream echo on port ${info.upstream.port}`);
+    checkStopped(stop.signal);
+
+    fleet = new DeviceFleet({ host: info.service.address, port: info.service.port, serverPublicKey: info.serverPublicKey, devices: flags.devices, requestIntervalMs: flags.requestInterval });
+    const connectStarted = io.clock.now();
+    await fleet.connect();
+    say(`connected ${flags.devices} devices in ${seconds(io.clock.now() - connectStarted)}; each sends a request, then the next one about ${seconds(flags.requestInterval)} after the answer`);
+    checkStopped(stop.signal);
+    fleet.start();
+    const deviceLines = startDeviceLines(io, globals.output, fleet, style);
+    try {
+      await io.clock.sleep(WARM_UP_MS, stop.signal);
+      platform = await local.openLocalPlatform(options);
+      const before = await readStatus(globals.name, platform, { relays: true });
+      say(`updating to relay:${VERSION}-next; devices keep their flows on the old relays (conntrack), so the old relays forward stragglers until the drain ends (${seconds(DRAIN_TIMEOUT_MS)} here)`);
+
+      const forwarded = new Map<string, number>();
+      const window = fleet.openWindow();
+      const activeFleet = fleet;
+      const { result } = await runOrchestrated(
+        ctx,
+        (target, observer, runOptions) =>
+          runUpdate(
+            {
+              name: globals.name,
+              owner: ctx.owner,
+              image: `relay:${VERSION}-next`,
+              drainQuietMs: DRAIN_QUIET_MS,
+              timeouts: { overallMs: globals.timeoutMs ?? UPDATE_TIMEOUT_MS, drainMs: DRAIN_TIMEOUT_MS },
+            },
+            target,
+            (event: UpdateEvent) => {
+              if (event.type === 'drain-progress') forwarded.set(event.pod, event.forwardedDatagrams);
+              observer(event);
+            },
+            runOptions,
+          ),
+        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)] },
+      );
+      const during = window.close();
+      checkStopped(stop.signal);
+
+      if (result.code === 'succeeded') {
+        say(`devices keep running on the new set for ${seconds(COOL_DOWN_MS)}`);
+        await io.clock.sleep(COOL_DOWN_MS, stop.signal);
+      }
+      const after = await readStatus(globals.name, platform, { relays: true });
+      deviceLines.stop();
+      const { unanswered } = await fleet.stop(STOP_GRACE_MS);
+      const whole = fleet.snapshot();
+      const summary = summarize({ result, whole, during, unanswered, before, after, forwarded, devices: flags.devices, info });
+      writeSummary(io, globals.output, summary, createStyle(colorEnabled(io, io.stdout, globals.color)));
+      if (result.code !== 'succeeded') return exitCodeForResult(result);
+      return summary.devicesNoticed ? ExitCode.Unexpected : ExitCode.Success;
+    } finally {
+      deviceLines.stop();
+    }
+  } catch (error) {
+    if (stop.signal.aborted) return ExitCode.Interrupted;
+    throw error;
+  } finally {
+    unsubscribe();
+    await fleet?.close();
+    await platform?.close();
+    await teardown(io, local, options, say);
+    if (stop.signal.aborted) io.stderr.write('interrupted; the demo cluster was torn down\n');
+  }
+}
+
+function checkStopped(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason;
+}
+
+async function teardown(io: Io, local: LocalPlatformModule, options: { stateDir: string; name: string }, say: (text: string) => void): Promise<void> {
+  try {
+    await local.teardownLocal(options);
+    await rm(options.stateDir, { recursive: true, force: true });
+    say(`tore the cluster down and removed ${options.stateDir}`);
+  } catch (error) {
+    io.stderr.write(`teardown failed: ${(error as Error).message}; relay processes may be left: run "relayctl teardown --state-dir ${options.stateDir}"\n`);
+  }
+}
+
+function deviceLine(fleet: DeviceFleet, style: Style): string {
+  const counters = fleet.snapshot();
+  const errors = counters.transmissionErrors === 0 ? '0 errors' : style.bad(`${counters.transmissionErrors} errors`);
+  return `devices: ${fleet.connected}/${fleet.size} connected  ${counters.requests} requests  ${counters.answered} answered  ${counters.retransmissions} retransmissions  ${errors}  ${counters.handshakes} handshakes`;
+}
+
+/** Off a terminal the live footer does not exist: a device line every few seconds instead (JSON lines with -o json). */
+function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, style: Style): { stop(): void } {
+  if (output === 'text' && isInteractive(io, io.stderr)) return { stop: () => undefined };
+  const startedAt = io.clock.now();
+  let cancel: (() => void) | null = null;
+  let stopped = false;
+  const tick = (): void => {
+    if (stopped) return;
+    if (output === 'json') io.stdout.write(`${jsonLine({ type: 'devices', at: io.clock.now(), time: new Date(io.clock.now()).toISOString(), connected: fleet.connected, ...fleet.snapshot() })}\n`);
+    else io.stderr.write(`${elapsed(io.clock.now() - startedAt).padStart(5)}  ${deviceLine(fleet, style)}\n`);
+    cancel = schedule(io.clock, DEVICE_LINE_EVERY_MS, tick);
+  };
+  tick();
+  return {
+    stop() {
+      stopped = true;
+      cancel?.();
+    },
+  };
+}
+
+type Moved = Pick<MovedOrdinal, 'source' | 'target' | 'sessions' | 'bytes' | 'pauseMs'>;
+
+interface SetFigures {
+  set: string;
+  relays: number;
+  sessionsBefore: number | null;
+  sessionsAfter: number | null;
+  handedOver: number;
+  bytes: number;
+  maxPauseMs: number | null;
+  received: number;
+  forwarded: number;
+}
+
+export interface DemoSummary {
+  type: 'demo-summary';
+  updateCode: RunResult['code'];
+  updateDurationMs: number;
+  devices: number;
+  whole: FleetCounters;
+  during: FleetCounters;
+  unanswered: number;
+  sets: SetFigures[];
+  /** Any error, handshake during the update, or unanswered request. */
+  devicesNoticed: boolean;
+  service: { address: string; port: number };
+}
+
+function sessionsOf(status: UpdateStatus, set: string): number | null {
+  const found = status.sets.find((candidate) => candidate.set.name === set);
+  if (found === undefined) return null;
+  return found.pods.reduce((sum, pod) => sum + (found.relays?.[pod.name]?.sessions ?? 0), 0);
+}
+
+function summarize(input: {
+  result: RunResult;
+  whole: FleetCounters;
+  during: FleetCounters;
+  unanswered: number;
+  before: UpdateStatus;
+  after: UpdateStatus;
+  forwarded: Map<string, number>;
+  devices: number;
+  info: LocalClusterInfo;
+}): DemoSummary {
+  const { result, before, after } = input;
+  const moved: Moved[] = result.code === 'succeeded' ? result.moved : Object.values(result.record?.handedOver ?? {}).filter((entry) => entry.state === 'done');
+  const names = [...new Set([...before.sets, ...after.sets].map((entry) => entry.set.name))].sort();
+  const sets: SetFigures[] = names.map((set) => {
+    const out = moved.filter((entry) => entry.source.startsWith(`${set}-`));
+    const pauses = out.map((entry) => entry.pauseMs).filter((pause): pause is number => pause !== null);
+    const replicas = [...before.sets, ...after.sets].find((entry) => entry.set.name === set)?.set.replicas ?? 0;
+    return {
+      set,
+      relays: replicas,
+      sessionsBefore: sessionsOf(before, set),
+      sessionsAfter: sessionsOf(after, set),
+      handedOver: out.reduce((sum, entry) => sum + (entry.sessions ?? 0), 0),
+      bytes: out.reduce((sum, entry) => sum + (entry.bytes ?? 0), 0),
+      maxPauseMs: pauses.length === 0 ? null : Math.max(...pauses),
+      received: moved.filter((entry) => entry.target.startsWith(`${set}-`)).reduce((sum, entry) => sum + (entry.sessions ?? 0), 0),
+      forwarded: [...input.forwarded].filter(([pod]) => pod.startsWith(`${set}-`)).reduce((sum, [, count]) => sum + count, 0),
+    };
+  });
+  // Sets of the same fleet exist in order a, b; the new one may have been created after `before`.
+  const noticed = input.whole.transmissionErrors > 0 || input.during.handshakes > 0 || input.during.handshakeFailures > 0 || input.unanswered > 0 || input.whole.sessionsLost > 0;
+  return {
+    type: 'demo-summary',
+    updateCode: result.code,
+    updateDurationMs: result.durationMs,
+    devices: input.devices,
+    whole: input.whole,
+    during: input.during,
+    unanswered: input.unanswered,
+    sets,
+    devicesNoticed: noticed,
+    service: input.info.service,
+  };
+}
+
+function writeSummary(io: Io, output: 'text' | 'json', summary: DemoSummary, style: Style): void {
+  if (output === 'json') {
+    io.stdout.write(`${jsonLine({ ...summary, at: io.clock.now(), time: new Date(io.clock.now()).toISOString() })}\n`);
+    return;
+  }
+  const { whole, during } = summary;
+  const mark = (value: number): string => (value === 0 ? style.ok('0') : style.bad(String(value)));
+  const rows = [
+    ['what the devices saw', 'whole run', 'during the update'].map((cell) => style.dim(cell)),
+    ['requests', String(whole.requests), String(during.requests)],
+    ['answered', String(whole.answered), String(during.answered)],
+    ['retransmissions', `${whole.retransmissions} (${percent(whole.retransmissions, whole.requests)})`, `${during.retransmissions} (${percent(during.retransmissions, during.requests)})`],
+    ['transmission errors', mark(whole.transmissionErrors), mark(during.transmissionErrors)],
+    ['handshakes', String(whole.handshakes), mark(during.handshakes)],
+    ['handshake failures', mark(whole.handshakeFailures), mark(during.handshakeFailures)],
+    ['sessions ended by a relay', mark(whole.sessionsLost), mark(during.sessionsLost)],
+    ['duplicate answers', String(whole.duplicates), String(during.duplicates)],
+    ['mean answer time', millis(whole.answered === 0 ? null : whole.latencySumMs / whole.answered), millis(during.answered === 0 ? null : during.latencySumMs / during.answered)],
+    ['slowest answer', millis(whole.latencyMaxMs), millis(during.latencyMaxMs)],
+    ['unanswered at the end', mark(summary.unanswered), ''],
+  ];
+  const setRows = [
+    ['set', 'relays', 'sessions before', 'sessions after', 'handed over', 'state moved', 'longest pause', 'received', 'stragglers forwarded'].map((cell) => style.dim(cell)),
+    ...summary.sets.map((set) => [
+      set.set,
+      String(set.relays),
+      set.sessionsBefore === null ? '-' : String(set.sessionsBefore),
+      set.sessionsAfter === null ? 'gone' : String(set.sessionsAfter),
+      String(set.handedOver),
+      set.bytes === 0 ? '-' : bytes(set.bytes),
+      millis(set.maxPauseMs).replace('?', '-'),
+      String(set.received),
+      String(set.forwarded),
+    ]),
+  ];
+  const verdict = summary.updateCode !== 'succeeded'
+    ? style.bad(`the update did not succeed (${summary.updateCode})`)
+    : summary.devicesNoticed
+      ? style.bad('the update succeeded, but the devices noticed (see the red figures)')
+      : style.ok(`the update succeeded in ${seconds(summary.updateDurationMs)} and no device noticed: 0 handshakes and 0 errors during the update`);
+  io.stdout.write(['', ...table(rows, { right: [1, 2] }), '', ...table(setRows, { right: [1, 2, 3, 4, 5, 6, 7, 8] }), '', verdict, ''].join('\n'));
+}

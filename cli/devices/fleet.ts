@@ -1,0 +1,343 @@
+import type { KeyObject } from 'node:crypto';
+import { DtlsClient, generateDeviceKey, type DeviceKey } from '../../client/index.ts';
+
+/**
+ * Simulated devices, as Californium's benchmark client runs them: each device keeps one DTLS session and sends
+ * a confirmable-style request, then the next one when the answer came (after a think time). An unanswered
+ * request is retransmitted after the CoAP ACK timeout (2 s times a random factor up to 1.5, doubling), at most 4
+ * times; after the last timeout it is a transmission error, and the device, assuming its session is lost,
+ * handshakes again.
+ *
+ * Everything the devices saw is counted in plain numbers (FleetCounters) that can be subtracted (windows) and
+ * added (mergeCounters), so a load generator can later run one DeviceFleet per worker thread and sum them.
+ */
+
+/** CoAP transmission parameters (RFC 7252, 4.8). */
+export interface ExchangeParams {
+  ackTimeoutMs: number;
+  ackRandomFactor: number;
+  maxRetransmit: number;
+}
+
+export const COAP_EXCHANGE: Readonly<ExchangeParams> = Object.freeze({ ackTimeoutMs: 2000, ackRandomFactor: 1.5, maxRetransmit: 4 });
+
+export interface FleetOptions {
+  host: string;
+  port: number;
+  /** The relay's DTLS public key (SPKI DER or KeyObject): devices pin it. */
+  serverPublicKey: Buffer | KeyObject;
+  devices: number;
+  /** Handshakes in flight while connecting, so the relays' handshake CPU is not swamped. Default 16. */
+  connectConcurrency?: number;
+  /** Pause between an answer and the next request, jittered by +-50% so devices do not march in step. Default 1 s. */
+  requestIntervalMs?: number;
+  /** Request size; the echo returns the same bytes. Default 32. */
+  payloadBytes?: number;
+  exchange?: Partial<ExchangeParams>;
+  handshakeTimeoutMs?: number;
+  /** Uniform [0, 1); swappable for reproducible tests. */
+  random?: () => number;
+  /** Monotonic milliseconds, for latencies. */
+  now?: () => number;
+}
+
+export interface FleetCounters {
+  /** Requests sent (first transmissions). */
+  requests: number;
+  answered: number;
+  retransmissions: number;
+  /** Requests given up after the last retransmission timed out, or whose session died under them. */
+  transmissionErrors: number;
+  /** Answers to a request already answered: a retransmission crossed the first answer. Harmless. */
+  duplicates: number;
+  /** Completed handshakes (the initial ones included). */
+  handshakes: number;
+  handshakeFailures: number;
+  /** Sessions the relay ended (alert or close_notify) while the device used them. */
+  sessionsLost: number;
+  /** Sum and maximum of request-to-answer times, retransmissions included. */
+  latencySumMs: number;
+  latencyMaxMs: number;
+}
+
+export function zeroCounters(): FleetCounters {
+  return {
+    requests: 0,
+    answered: 0,
+    retransmissions: 0,
+    transmissionErrors: 0,
+    duplicates: 0,
+    handshakes: 0,
+    handshakeFailures: 0,
+    sessionsLost: 0,
+    latencySumMs: 0,
+    latencyMaxMs: 0,
+  };
+}
+
+/** Sums counters of several fleets (worker threads); maxima take the larger. */
+export function mergeCounters(a: FleetCounters, b: FleetCounters): FleetCounters {
+  const merged = zeroCounters();
+  for (const key of Object.keys(merged) as (keyof FleetCounters)[]) merged[key] = key === 'latencyMaxMs' ? Math.max(a[key], b[key]) : a[key] + b[key];
+  return merged;
+}
+
+/** What happened between two snapshots. The maximum cannot be subtracted: use a FleetWindow for that. */
+export function diffCounters(later: FleetCounters, earlier: FleetCounters): FleetCounters {
+  const diff = zeroCounters();
+  for (const key of Object.keys(diff) as (keyof FleetCounters)[]) diff[key] = key === 'latencyMaxMs' ? later[key] : later[key] - earlier[key];
+  return diff;
+}
+
+/** Counters from open() to close(), with the true maximum latency of that span. */
+export interface FleetWindow {
+  close(): FleetCounters;
+}
+
+type Outcome = 'answered' | 'error' | 'stopped';
+
+interface Device {
+  readonly index: number;
+  readonly key: DeviceKey;
+  client: DtlsClient | null;
+  sequence: number;
+  /** The request waiting for its answer. */
+  pending: { payload: Buffer; finish(outcome: Outcome): void } | null;
+}
+
+export interface StopResult {
+  /** Requests still waiting for an answer when the grace period ended (neither answered nor given up). */
+  unanswered: number;
+}
+
+export class DeviceFleet {
+  readonly #options: Required<Omit<FleetOptions, 'exchange'>> & { exchange: ExchangeParams };
+  readonly #devices: Device[];
+  readonly #counters = zeroCounters();
+  readonly #windows = new Set<{ max: number }>();
+  #running = false;
+  #loops: Promise<void>[] = [];
+  /** Wakes devices that are thinking or waiting to reconnect when the fleet stops. */
+  #wake = new AbortController();
+
+  constructor(options: FleetOptions) {
+    if (!Number.isInteger(options.devices) || options.devices < 1) throw new RangeError(`devices: expected a whole number of at least 1, got ${options.devices}`);
+    this.#options = {
+      host: options.host,
+      port: options.port,
+      serverPublicKey: options.serverPublicKey,
+      devices: options.devices,
+      connectConcurrency: options.connectConcurrency ?? 16,
+      requestIntervalMs: options.requestIntervalMs ?? 1000,
+      payloadBytes: Math.max(16, options.payloadBytes ?? 32),
+      exchange: { ...COAP_EXCHANGE, ...options.exchange },
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 20_000,
+      random: options.random ?? Math.random,
+      now: options.now ?? (() => performance.now()),
+    };
+    this.#devices = Array.from({ length: options.devices }, (_, index) => ({ index, key: generateDeviceKey(), client: null, sequence: 0, pending: null }));
+  }
+
+  get size(): number {
+    return this.#devices.length;
+  }
+
+  /** Devices with an established session now. */
+  get connected(): number {
+    return this.#devices.filter((device) => device.client?.state === 'established').length;
+  }
+
+  /** Requests waiting for their answer now. */
+  get inFlight(): number {
+    return this.#devices.filter((device) => device.pending !== null).length;
+  }
+
+  /** Cumulative counters since the fleet was made. */
+  snapshot(): FleetCounters {
+    return { ...this.#counters };
+  }
+
+  openWindow(): FleetWindow {
+    const start = this.snapshot();
+    const window = { max: 0 };
+    this.#windows.add(window);
+    return {
+      close: () => {
+        this.#windows.delete(window);
+        return { ...diffCounters(this.snapshot(), start), latencyMaxMs: window.max };
+      },
+    };
+  }
+
+  /** Handshakes every device, a few at a time. Rejects when a device cannot connect: the relays are not there. */
+  async connect(): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < this.#devices.length) {
+        const device = this.#devices[next++] as Device;
+        if (!(await this.#handshake(device))) {
+          throw new Error(`device ${device.index} could not handshake with ${this.#options.host}:${this.#options.port}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#options.connectConcurrency, this.#devices.length) }, worker));
+  }
+
+  /** Starts every device's request loop. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#wake = new AbortController();
+    this.#loops = this.#devices.map((device) => this.#loop(device));
+  }
+
+  /**
+   * No new requests; requests in flight get `graceMs` to be answered or given up, then are cancelled and
+   * reported as unanswered.
+   */
+  async stop(graceMs: number): Promise<StopResult> {
+    this.#running = false;
+    this.#wake.abort();
+    const all = Promise.all(this.#loops).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([all, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+    clearTimeout(timer);
+    let unanswered = 0;
+    if (!finished) {
+      for (const device of this.#devices) {
+        if (device.pending !== null) {
+          unanswered++;
+          device.pending.finish('stopped');
+        }
+      }
+      await all;
+    }
+    this.#loops = [];
+    return { unanswered };
+  }
+
+  /** Closes every session without close_notify (the devices just go away). */
+  async close(): Promise<void> {
+    if (this.#running) await this.stop(0);
+    await Promise.all(this.#devices.map((device) => device.client?.close({ notify: false }).catch(() => undefined)));
+  }
+
+  async #loop(device: Device): Promise<void> {
+    // Spread the first requests over one interval.
+    await this.#pause(this.#options.random() * this.#options.requestIntervalMs);
+    while (this.#running) {
+      if (device.client?.state !== 'established') {
+        if (!(await this.#handshake(device))) {
+          await this.#pause(1000);
+          continue;
+        }
+      }
+      const outcome = await this.#exchange(device);
+      if (outcome === 'stopped') return;
+      if (outcome === 'error') {
+        // A device that got no answer assumes its session is gone and starts a new one.
+        await device.client?.close({ notify: false }).catch(() => undefined);
+      }
+      await this.#pause(this.#options.requestIntervalMs * (0.5 + this.#options.random()));
+    }
+  }
+
+  async #handshake(device: Device): Promise<boolean> {
+    await device.client?.close({ notify: false }).catch(() => undefined);
+    const client = new DtlsClient({
+      host: this.#options.host,
+      port: this.#options.port,
+      serverPublicKey: this.#options.serverPublicKey,
+      clientKey: device.key,
+      handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+    });
+    device.client = client;
+    try {
+      await client.connect();
+    } catch {
+      this.#counters.handshakeFailures++;
+      return false;
+    }
+    this.#counters.handshakes++;
+    client.on('message', (reply) => {
+      const pending = device.pending;
+      if (pending !== null && reply.equals(pending.payload)) pending.finish('answered');
+      else this.#counters.duplicates++;
+    });
+    client.on('close', (info) => {
+      if (info.reason === 'local') return;
+      this.#counters.sessionsLost++;
+      // The request in flight cannot be answered on this session any more.
+      device.pending?.finish('error');
+    });
+    return true;
+  }
+
+  #exchange(device: Device): Promise<Outcome> {
+    const client = device.client as DtlsClient;
+    const { ackTimeoutMs, ackRandomFactor, maxRetransmit } = this.#options.exchange;
+    const payload = Buffer.alloc(this.#options.payloadBytes, 0x20);
+    payload.write(`${device.index}:${device.sequence++}:`);
+    this.#counters.requests++;
+    const startedAt = this.#options.now();
+    return new Promise<Outcome>((resolve) => {
+      let retransmissions = 0;
+      let timeoutMs = ackTimeoutMs * (1 + this.#options.random() * (ackRandomFactor - 1));
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (outcome: Outcome): void => {
+        if (device.pending !== pending) return;
+        clearTimeout(timer);
+        device.pending = null;
+        if (outcome === 'answered') {
+          const latency = this.#options.now() - startedAt;
+          this.#counters.answered++;
+          this.#counters.latencySumMs += latency;
+          this.#counters.latencyMaxMs = Math.max(this.#counters.latencyMaxMs, latency);
+          for (const window of this.#windows) window.max = Math.max(window.max, latency);
+        } else if (outcome === 'error') {
+          this.#counters.transmissionErrors++;
+        }
+        resolve(outcome);
+      };
+      const pending = { payload, finish };
+      const transmit = (): boolean => {
+        try {
+          client.send(payload);
+          return true;
+        } catch {
+          finish('error');
+          return false;
+        }
+      };
+      const arm = (): void => {
+        timer = setTimeout(() => {
+          if (retransmissions >= maxRetransmit) {
+            finish('error');
+            return;
+          }
+          retransmissions++;
+          this.#counters.retransmissions++;
+          timeoutMs *= 2;
+          if (transmit()) arm();
+        }, timeoutMs);
+      };
+      device.pending = pending;
+      if (transmit()) arm();
+    });
+  }
+
+  /** Sleeps, or returns early when the fleet stops. */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#wake.signal;
+    if (signal.aborted || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,302 @@
+import {
+  FORWARD_STEPS,
+  ROLLBACK_STEPS,
+  type Command,
+  type Direction,
+  type PodPhase,
+  type RelayState,
+  type RunResult,
+  type RunStep,
+  type UpdateEvent,
+} from '../../orchestrator/index.ts';
+
+/**
+ * What the progress renderers draw, folded from the orchestrator's events: the steps with their state, a row per
+ * pod, and the sessions moved so far. Both the in-place view and the line-per-change output read this one model,
+ * so they never disagree.
+ */
+
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+export interface StepRow {
+  step: RunStep;
+  direction: Direction;
+  status: StepStatus;
+  durationMs: number | null;
+  /** What the running step waits for, the last retry, or why it failed. */
+  note: string | null;
+}
+
+export interface PodRow {
+  name: string;
+  set: string;
+  ordinal: number;
+  phase: PodPhase | 'Gone';
+  ready: boolean;
+  relayState: RelayState | null;
+  sessions: number | null;
+  /** Sessions this pod handed to its double. */
+  handedOver: number | null;
+  /** Sessions this pod took from its double. */
+  received: number | null;
+  /** Stragglers this pod tunnelled to the new owner after handing over. */
+  forwarded: number | null;
+}
+
+export interface MovedSessions {
+  moved: number;
+  total: number;
+}
+
+function plannedSteps(command: Command): StepRow[] {
+  const recorded = command === 'update' ? FORWARD_STEPS : ROLLBACK_STEPS;
+  const direction: Direction = command === 'update' ? 'forward' : 'rollback';
+  return [
+    row('lock', 'forward'),
+    row('preflight', 'forward'),
+    ...recorded.map((step) => row(step, direction)),
+    row('release', direction),
+  ];
+}
+
+function row(step: RunStep, direction: Direction): StepRow {
+  return { step, direction, status: 'pending', durationMs: null, note: null };
+}
+
+const UNRECORDED: readonly RunStep[] = ['preflight', 'lock', 'release'];
+
+export class ProgressModel {
+  command: Command | null = null;
+  name: string | null = null;
+  platform: string | null = null;
+  updateId: string | null = null;
+  /** Time of the first event; elapsed times count from here. */
+  startedAt: number | null = null;
+  /** Time of the last event. */
+  lastAt: number | null = null;
+  direction: Direction = 'forward';
+  steps: StepRow[] = [];
+  readonly pods = new Map<string, PodRow>();
+  /** Warnings and errors, oldest first. */
+  readonly notes: { at: number; level: 'warning' | 'error'; text: string }[] = [];
+  result: RunResult | null = null;
+  #sourceSet: string | null = null;
+  #moved = new Map<string, number>();
+
+  apply(event: UpdateEvent): void {
+    this.startedAt ??= event.at;
+    this.lastAt = event.at;
+    if (event.updateId !== null) this.updateId = event.updateId;
+    switch (event.type) {
+      case 'run-started':
+        this.command = event.command;
+        this.name = event.name;
+        this.platform = event.platform;
+        this.steps = plannedSteps(event.command);
+        this.direction = event.command === 'update' ? 'forward' : 'rollback';
+        break;
+      case 'run-resumed':
+        this.#resume(event.step, event.direction);
+        break;
+      case 'step-started': {
+        const step = this.#stepRow(event.step, event.direction);
+        step.status = 'running';
+        step.note = null;
+        if (!UNRECORDED.includes(event.step)) this.direction = event.direction;
+        break;
+      }
+      case 'step-finished': {
+        const step = this.#stepRow(event.step, event.direction);
+        step.status = 'done';
+        step.durationMs = event.durationMs;
+        step.note = null;
+        break;
+      }
+      case 'waiting':
+        this.#noteRunning(event.step, event.ordinal === null ? event.message : `ordinal ${event.ordinal}: ${event.message}`);
+        break;
+      case 'retry':
+        this.#noteRunning(event.step, `retry ${event.attempt} of ${event.operation}: ${event.error.message}`);
+        break;
+      case 'warning':
+        this.notes.push({ at: event.at, level: 'warning', text: event.message });
+        break;
+      case 'error': {
+        this.notes.push({ at: event.at, level: 'error', text: `${event.step}: ${event.error.message}` });
+        const step = this.steps.find((candidate) => candidate.step === event.step && candidate.status === 'running');
+        if (step !== undefined) {
+          step.status = 'failed';
+          step.note = event.error.message;
+        }
+        break;
+      }
+      case 'rollback-started':
+        this.#startRollback();
+        break;
+      case 'pod-changed': {
+        const pod = this.#podRow(event.pod, event.set, event.ordinal);
+        pod.phase = event.phase;
+        pod.ready = event.ready;
+        pod.relayState = event.relayState;
+        // A relay we could not read keeps its last known count.
+        if (event.sessions !== null || event.phase === 'Gone') pod.sessions = event.sessions;
+        break;
+      }
+      case 'ordinal-moved': {
+        const sessions = event.sessions ?? 0;
+        const source = this.pods.get(event.source);
+        const target = this.pods.get(event.target);
+        if (source !== undefined) {
+          source.handedOver = sessions;
+          source.sessions = 0;
+          this.#sourceSet = source.set;
+        }
+        if (target !== undefined) {
+          target.received = sessions;
+          target.sessions = (target.sessions ?? 0) + sessions;
+        }
+        this.#moved.set(`${event.direction}/${event.ordinal}`, sessions);
+        break;
+      }
+      case 'drain-progress': {
+        const pod = this.pods.get(event.pod);
+        if (pod !== undefined) pod.forwarded = event.forwardedDatagrams;
+        break;
+      }
+      case 'run-finished':
+        this.result = event.result;
+        for (const step of this.steps) {
+          if (step.status === 'running') step.status = event.result.code === 'succeeded' ? 'done' : 'failed';
+        }
+        break;
+      case 'labels-changed':
+      case 'condition':
+        break;
+    }
+  }
+
+  get elapsedMs(): number {
+    return this.startedAt === null || this.lastAt === null ? 0 : this.lastAt - this.startedAt;
+  }
+
+  get finished(): boolean {
+    return this.result !== null;
+  }
+
+  runningStep(): StepRow | null {
+    return this.steps.find((step) => step.status === 'running') ?? null;
+  }
+
+  /** Pods ordered by set, then ordinal. */
+  podRows(): PodRow[] {
+    return [...this.pods.values()].sort((x, y) => x.set.localeCompare(y.set) || x.ordinal - y.ordinal);
+  }
+
+  /** Sessions moved in the current direction out of those there are to move; null before a handover starts. */
+  movedSessions(): MovedSessions | null {
+    const started = this.steps.some((step) => (step.step === 'handover' || step.step === 'handback') && step.status !== 'pending' && step.status !== 'skipped');
+    if (!started && this.#moved.size === 0) return null;
+    const source = this.#sourceSet ?? this.#busiestSet();
+    if (source === null) return null;
+    let moved = 0;
+    for (const [key, sessions] of this.#moved) if (key.startsWith(`${this.direction}/`)) moved += sessions;
+    let waiting = 0;
+    for (const pod of this.pods.values()) {
+      if (pod.set === source && pod.handedOver === null && pod.phase !== 'Gone') waiting += pod.sessions ?? 0;
+    }
+    return { moved, total: moved + waiting };
+  }
+
+  /** `a` for `relay-a`: the set's letter, short enough for one status line. */
+  shortSet(set: string): string {
+    return this.name !== null && set.startsWith(`${this.name}-`) ? set.slice(this.name.length + 1) : set;
+  }
+
+  /**
+   * One line with everything that matters now, e.g. `a: 3 ready  b: 2 of 3 ready  sessions handed over 2816/4000`.
+   * The plain renderer prints it whenever it changes.
+   */
+  summaryLine(): string {
+    const parts: string[] = [];
+    const sets = [...new Set(this.podRows().map((pod) => pod.set))];
+    for (const set of sets) {
+      const pods = [...this.pods.values()].filter((pod) => pod.set === set && pod.phase !== 'Gone');
+      const label = this.shortSet(set);
+      if (pods.length === 0) {
+        parts.push(`${label}: gone`);
+        continue;
+      }
+      const ready = pods.filter((pod) => pod.ready).length;
+      const pending = pods.filter((pod) => pod.phase !== 'Running').length;
+      let text = ready === pods.length ? `${label}: ${ready} ready` : `${label}: ${ready} of ${pods.length} ready`;
+      if (pending > 0) text += ` (${pending} starting)`;
+      parts.push(text);
+    }
+    const moved = this.movedSessions();
+    if (moved !== null) {
+      parts.push(`sessions ${this.direction === 'forward' ? 'handed over' : 'handed back'} ${moved.moved}/${moved.total}`);
+    }
+    const forwarded = [...this.pods.values()].reduce((sum, pod) => sum + (pod.phase === 'Gone' ? 0 : (pod.forwarded ?? 0)), 0);
+    if (forwarded > 0) parts.push(`stragglers forwarded ${forwarded}`);
+    return parts.join('  ');
+  }
+
+  #stepRow(step: RunStep, direction: Direction): StepRow {
+    const unrecorded = UNRECORDED.includes(step);
+    let found = this.steps.find((candidate) => candidate.step === step && (unrecorded || candidate.direction === direction));
+    if (found === undefined) {
+      found = row(step, direction);
+      const release = this.steps.findIndex((candidate) => candidate.step === 'release');
+      if (release >= 0 && step !== 'release') this.steps.splice(release, 0, found);
+      else this.steps.push(found);
+    }
+    return found;
+  }
+
+  #noteRunning(step: RunStep, note: string): void {
+    const running = this.steps.find((candidate) => candidate.step === step && candidate.status === 'running');
+    if (running !== undefined) running.note = note;
+  }
+
+  /** A rerun picks up at `step`: the recorded steps before it were done by an earlier run. */
+  #resume(step: string, direction: Direction): void {
+    if (direction === 'rollback') this.#startRollback();
+    const recorded: readonly string[] = direction === 'forward' ? FORWARD_STEPS : ROLLBACK_STEPS;
+    const index = recorded.indexOf(step);
+    for (const candidate of this.steps) {
+      const position = recorded.indexOf(candidate.step);
+      if (candidate.direction === direction && position >= 0 && position < index && candidate.status === 'pending') {
+        candidate.status = 'done';
+        candidate.note = 'earlier run';
+      }
+    }
+  }
+
+  #startRollback(): void {
+    this.direction = 'rollback';
+    for (const step of this.steps) {
+      if (step.direction === 'forward' && step.status === 'pending' && !UNRECORDED.includes(step.step)) step.status = 'skipped';
+    }
+    this.steps = this.steps.filter((step) => step.status !== 'skipped');
+    for (const step of ROLLBACK_STEPS) this.#stepRow(step, 'rollback');
+    const release = this.steps.find((step) => step.step === 'release');
+    if (release !== undefined) release.direction = 'rollback';
+  }
+
+  #podRow(name: string, set: string, ordinal: number): PodRow {
+    let pod = this.pods.get(name);
+    if (pod === undefined) {
+      pod = { name, set, ordinal, phase: 'Pending', ready: false, relayState: null, sessions: null, handedOver: null, received: null, forwarded: null };
+      this.pods.set(name, pod);
+    }
+    return pod;
+  }
+
+  #busiestSet(): string | null {
+    const totals = new Map<string, number>();
+    for (const pod of this.pods.values()) totals.set(pod.set, (totals.get(pod.set) ?? 0) + (pod.sessions ?? 0));
+    let best: string | null = null;
+    for (const [set, total] of totals) if (best === null || total > (totals.get(best) ?? 0)) best = set;
+    return best;
+  }
+}
