@@ -4,10 +4,10 @@ export {
   type CloseInfo,
   type CloseReason,
   type DtlsClientEvents,
-  type DtlsClientOptions,
   type DtlsClientState,
   type DtlsClientStats,
 } from './dtls/client.ts';
+export type { DtlsClientOptions } from './dtls/client-options.ts';
 export type { EstablishedSessionInfo } from './dtls/handshake.ts';
 export { DtlsClientError, isDtlsClientError, type DtlsErrorCode } from './dtls/errors.ts';
 export { MAX_PLAINTEXT_LENGTH } from './dtls/constants.ts';

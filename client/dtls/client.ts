@@ -7,8 +7,6 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { CcmRecordProtection } from './ccm.ts';
 import {
@@ -23,37 +21,14 @@ import {
 import { DtlsClientError, isDtlsClientError } from './errors.ts';
 import {
   ClientHandshake,
-  type ClientCredential,
   type EstablishedSessionInfo,
   type HandshakeStep,
   type OutgoingRecord,
 } from './handshake.ts';
 import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment, type RecordHeader } from './record.ts';
 import { ReplayWindow } from './replay-window.ts';
-import { deviceKeyFrom, loadPublicKey, type DeviceKey, type KeyInput } from '../keys.ts';
-
-export interface DtlsClientOptions {
-  readonly host: string;
-  readonly port: number;
-  /** The relay's pinned public key: KeyObject, SPKI DER or PEM. */
-  readonly serverPublicKey: KeyInput;
-  /**
-   * The device key (KeyObject, PEM, DER, or a DeviceKey to skip re-deriving the SPKI), or null to send an
-   * empty Certificate. Required so that an unauthenticated session is always a deliberate choice.
-   */
-  readonly clientKey: KeyInput | DeviceKey | null;
-  /** Local address to bind, e.g. 127.x.y.z to spread many devices over loopback addresses. */
-  readonly localAddress?: string;
-  readonly localPort?: number;
-  /** Overall deadline for connect(), from the call until the server Finished. Default 30 s. */
-  readonly handshakeTimeoutMs?: number;
-  /** First retransmission timeout; it doubles on each retransmission of the same flight. Default 1 s. */
-  readonly retransmitInitialMs?: number;
-  /** Ceiling of the doubling. Default 60 s (RFC 6347 4.2.4.1). */
-  readonly retransmitMaxMs?: number;
-  /** Timer-driven retransmissions of one flight before the handshake fails. Default 6. */
-  readonly maxRetransmissions?: number;
-}
+import { resolveOptions, type DtlsClientOptions, type ResolvedOptions } from './client-options.ts';
+import { RetransmitTimer } from './retransmit-timer.ts';
 
 export type DtlsClientState = 'idle' | 'connecting' | 'established' | 'closed';
 
@@ -104,24 +79,11 @@ export interface DtlsClientStats {
 }
 
 export interface DtlsClientEvents {
-  message: [payload: Buffer];
+  /** `sequence` is the record's epoch-1 sequence number, e.g. to check where a relay resumed after a handover. */
+  message: [payload: Buffer, sequence: number];
   close: [info: CloseInfo];
   /** Only emitted when someone listens: every failure also ends in 'close' with its error. */
   error: [error: DtlsClientError];
-}
-
-interface ResolvedOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly serverPublicKey: KeyObject;
-  readonly credential: ClientCredential | null;
-  readonly deviceId: string | null;
-  readonly localAddress: string | undefined;
-  readonly localPort: number | undefined;
-  readonly handshakeTimeoutMs: number;
-  readonly retransmitInitialMs: number;
-  readonly retransmitMaxMs: number;
-  readonly maxRetransmissions: number;
 }
 
 /** ICMP reports on a connected UDP socket: a device on a real network would not see them, so they are noise. */
@@ -160,16 +122,22 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
   #connectPromise: Promise<void> | null = null;
   #resolveConnect: (() => void) | null = null;
   #rejectConnect: ((error: DtlsClientError) => void) | null = null;
-  #handshakeDeadline = 0;
-  #retransmitTimer: NodeJS.Timeout | null = null;
-  #retransmitDelayMs = 0;
-  #timerRetransmissions = 0;
+  readonly #retransmitTimer: RetransmitTimer;
   #lastSocketError: Error | null = null;
   #referenced = true;
 
   constructor(options: DtlsClientOptions) {
     super();
     this.#options = resolveOptions(options);
+    this.#retransmitTimer = new RetransmitTimer({
+      initialMs: this.#options.retransmitInitialMs,
+      maxMs: this.#options.retransmitMaxMs,
+      maxRetransmissions: this.#options.maxRetransmissions,
+      handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+    }, {
+      retransmit: () => this.#retransmitFlight(),
+      timeout: (retransmissions) => this.#onHandshakeTimeout(retransmissions),
+    });
   }
 
   get state(): DtlsClientState {
@@ -218,12 +186,11 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     if (this.#connectPromise !== null) return this.#connectPromise;
     if (this.#state === 'closed') return Promise.reject(new DtlsClientError('ERR_DTLS_CLOSED', 'client is closed'));
     this.#state = 'connecting';
-    this.#handshakeDeadline = performance.now() + this.#options.handshakeTimeoutMs;
     this.#connectPromise = new Promise<void>((resolve, reject) => {
       this.#resolveConnect = resolve;
       this.#rejectConnect = reject;
     });
-    this.#armTimer(this.#options.handshakeTimeoutMs);
+    this.#retransmitTimer.begin();
     this.#openSocketAndStart().catch((error: unknown) => {
       this.#terminate({ reason: 'socket-error', error: asSocketError(error, 'cannot open the UDP socket') });
     });
@@ -353,7 +320,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
         // The server cannot send data before its Finished, which completes the handshake.
         if (this.#state !== 'established') break;
         this.#stats.recordsIn++;
-        this.emit('message', plaintext);
+        this.emit('message', plaintext, header.sequence);
         return;
       case ContentType.alert:
         this.#stats.recordsIn++;
@@ -429,18 +396,15 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     }
     if (step.flight !== undefined) {
       this.#sendFlight(step.flight);
-      this.#timerRetransmissions = 0;
-      this.#retransmitDelayMs = this.#options.retransmitInitialMs;
-      this.#armTimer(this.#retransmitDelayMs);
+      this.#retransmitTimer.flightSent();
     } else if (step.retransmit === true) {
-      this.#stats.handshakeRetransmissions++;
-      this.#sendFlight(this.#handshake!.lastFlight);
+      this.#retransmitFlight();
     }
     if (step.established === true) this.#onEstablished();
   }
 
   #onEstablished(): void {
-    this.#clearTimer();
+    this.#retransmitTimer.stop();
     this.#session = this.#handshake!.sessionInfo;
     this.#handshake = null;
     this.#state = 'established';
@@ -451,40 +415,20 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     resolve();
   }
 
-  readonly #onRetransmitTimer = (): void => {
-    this.#retransmitTimer = null;
-    if (this.#state !== 'connecting') return;
-    if (performance.now() >= this.#handshakeDeadline || this.#handshake === null
-      || this.#timerRetransmissions >= this.#options.maxRetransmissions) {
-      const lastError = this.#lastSocketError === null ? '' : ` (last socket error: ${this.#lastSocketError.message})`;
-      this.#terminate({
-        reason: 'handshake-failed',
-        error: new DtlsClientError('ERR_DTLS_HANDSHAKE_TIMEOUT',
-          `no handshake with ${this.#options.host}:${this.#options.port} after ${this.#timerRetransmissions} `
-          + `retransmissions${lastError}`),
-      });
-      return;
-    }
-    this.#timerRetransmissions++;
+  #retransmitFlight(): void {
+    if (this.#handshake === null) return;
     this.#stats.handshakeRetransmissions++;
     this.#sendFlight(this.#handshake.lastFlight);
-    this.#retransmitDelayMs = Math.min(this.#retransmitDelayMs * 2, this.#options.retransmitMaxMs);
-    this.#armTimer(this.#retransmitDelayMs);
-  };
-
-  /** One timer per connecting session, never beyond the handshake deadline, and never holding the process. */
-  #armTimer(delayMs: number): void {
-    this.#clearTimer();
-    const untilDeadline = Math.max(0, this.#handshakeDeadline - performance.now());
-    this.#retransmitTimer = setTimeout(this.#onRetransmitTimer, Math.min(delayMs, untilDeadline));
-    this.#retransmitTimer.unref();
   }
 
-  #clearTimer(): void {
-    if (this.#retransmitTimer !== null) {
-      clearTimeout(this.#retransmitTimer);
-      this.#retransmitTimer = null;
-    }
+  #onHandshakeTimeout(retransmissions: number): void {
+    if (this.#state !== 'connecting') return;
+    const lastError = this.#lastSocketError === null ? '' : ` (last socket error: ${this.#lastSocketError.message})`;
+    this.#terminate({
+      reason: 'handshake-failed',
+      error: new DtlsClientError('ERR_DTLS_HANDSHAKE_TIMEOUT',
+        `no handshake with ${this.#options.host}:${this.#options.port} after ${retransmissions} retransmissions${lastError}`),
+    });
   }
 
   // ------------------------------------------------------------------ outbound
@@ -534,7 +478,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
     if (this.#state === 'closed') return;
     const wasConnecting = this.#state === 'connecting';
     this.#state = 'closed';
-    this.#clearTimer();
+    this.#retransmitTimer.stop();
     this.#handshake = null;
     this.#protection = null;
     const socket = this.#socket;
@@ -571,59 +515,6 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
 
 function isHandshakeContent(type: number): boolean {
   return type === ContentType.handshake || type === ContentType.changeCipherSpec;
-}
-
-function resolveOptions(options: DtlsClientOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') throw invalidOption('options', 'must be an object');
-  const { host, port } = options;
-  if (typeof host !== 'string' || host.length === 0) throw invalidOption('host', 'must be a non-empty string');
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidOption('port', 'must be an integer 1..65535');
-  if (options.serverPublicKey === undefined || options.serverPublicKey === null) {
-    throw invalidOption('serverPublicKey', 'is required: the client pins the relay key');
-  }
-  if (options.clientKey === undefined) {
-    throw invalidOption('clientKey', 'is required: pass a key, or null for an unauthenticated device');
-  }
-  if (options.localAddress !== undefined && isIP(options.localAddress) === 0) {
-    throw invalidOption('localAddress', 'must be an IP address');
-  }
-  if (options.localPort !== undefined && (!Number.isInteger(options.localPort) || options.localPort < 0
-    || options.localPort > 65535)) {
-    throw invalidOption('localPort', 'must be an integer 0..65535');
-  }
-  const positive = (name: keyof DtlsClientOptions, value: number | undefined, fallback: number): number => {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'must be a positive number');
-    return value;
-  };
-  const maxRetransmissions = options.maxRetransmissions ?? 6;
-  if (!Number.isInteger(maxRetransmissions) || maxRetransmissions < 0) {
-    throw invalidOption('maxRetransmissions', 'must be a non-negative integer');
-  }
-
-  const device = options.clientKey === null ? null : asDeviceKey(options.clientKey);
-  return {
-    host,
-    port,
-    serverPublicKey: loadPublicKey(options.serverPublicKey),
-    credential: device === null ? null : { privateKey: device.privateKey, spki: device.spki },
-    deviceId: device?.id ?? null,
-    localAddress: options.localAddress,
-    localPort: options.localPort,
-    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
-    retransmitInitialMs: positive('retransmitInitialMs', options.retransmitInitialMs, 1_000),
-    retransmitMaxMs: positive('retransmitMaxMs', options.retransmitMaxMs, 60_000),
-    maxRetransmissions,
-  };
-}
-
-function asDeviceKey(input: KeyInput | DeviceKey): DeviceKey {
-  if (typeof input === 'object' && !Buffer.isBuffer(input) && 'spki' in input && 'privateKey' in input) return input;
-  return deviceKeyFrom(input as KeyInput);
-}
-
-function invalidOption(name: string, problem: string): DtlsClientError {
-  return new DtlsClientError('ERR_DTLS_INVALID_OPTION', `option ${name} ${problem}`);
 }
 
 function asSocketError(error: unknown, message: string): DtlsClientError {
