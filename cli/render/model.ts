@@ -16,7 +16,7 @@ import {
  * so they never disagree.
  */
 
-export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
 
 export interface StepRow {
   step: RunStep;
@@ -39,6 +39,8 @@ export interface PodRow {
   handedOver: number | null;
   /** Sessions this pod took from its double. */
   received: number | null;
+  /** The latest of the two: after a rollback an old pod first handed over, then received back. */
+  lastMove: 'out' | 'in' | null;
   /** Stragglers this pod tunnelled to the new owner after handing over. */
   forwarded: number | null;
 }
@@ -78,7 +80,7 @@ export class ProgressModel {
   steps: StepRow[] = [];
   readonly pods = new Map<string, PodRow>();
   /** Warnings and errors, oldest first. */
-  readonly notes: { at: number; level: 'warning' | 'error'; text: string }[] = [];
+  readonly notes: { at: number; level: 'warning' | 'error'; text: string; repeats: number }[] = [];
   result: RunResult | null = null;
   #sourceSet: string | null = null;
   #moved = new Map<string, number>();
@@ -119,10 +121,10 @@ export class ProgressModel {
         this.#noteRunning(event.step, `retry ${event.attempt} of ${event.operation}: ${event.error.message}`);
         break;
       case 'warning':
-        this.notes.push({ at: event.at, level: 'warning', text: event.message });
+        this.#note(event.at, 'warning', event.message);
         break;
       case 'error': {
-        this.notes.push({ at: event.at, level: 'error', text: `${event.step}: ${event.error.message}` });
+        this.#note(event.at, 'error', `${event.step}: ${event.error.message}`);
         const step = this.steps.find((candidate) => candidate.step === event.step && candidate.status === 'running');
         if (step !== undefined) {
           step.status = 'failed';
@@ -146,14 +148,15 @@ export class ProgressModel {
         const sessions = event.sessions ?? 0;
         const source = this.pods.get(event.source);
         const target = this.pods.get(event.target);
+        // Session counts themselves come from pod-changed events (the relays' own figures).
         if (source !== undefined) {
           source.handedOver = sessions;
-          source.sessions = 0;
+          source.lastMove = 'out';
           this.#sourceSet = source.set;
         }
         if (target !== undefined) {
           target.received = sessions;
-          target.sessions = (target.sessions ?? 0) + sessions;
+          target.lastMove = 'in';
         }
         this.#moved.set(`${event.direction}/${event.ordinal}`, sessions);
         break;
@@ -165,6 +168,7 @@ export class ProgressModel {
       }
       case 'run-finished':
         this.result = event.result;
+        this.#markDeleted(event.result);
         for (const step of this.steps) {
           if (step.status === 'running') step.status = event.result.code === 'succeeded' ? 'done' : 'failed';
         }
@@ -194,7 +198,7 @@ export class ProgressModel {
 
   /** Sessions moved in the current direction out of those there are to move; null before a handover starts. */
   movedSessions(): MovedSessions | null {
-    const started = this.steps.some((step) => (step.step === 'handover' || step.step === 'handback') && step.status !== 'pending' && step.status !== 'skipped');
+    const started = this.steps.some((step) => (step.step === 'handover' || step.step === 'handback') && step.status !== 'pending');
     if (!started && this.#moved.size === 0) return null;
     const source = this.#sourceSet ?? this.#busiestSet();
     if (source === null) return null;
@@ -274,19 +278,45 @@ export class ProgressModel {
 
   #startRollback(): void {
     this.direction = 'rollback';
-    for (const step of this.steps) {
-      if (step.direction === 'forward' && step.status === 'pending' && !UNRECORDED.includes(step.step)) step.status = 'skipped';
-    }
-    this.steps = this.steps.filter((step) => step.status !== 'skipped');
+    // The forward steps after the one that stopped will not run.
+    const reached = this.steps.reduce((last, step, index) => (step.direction === 'forward' && step.status !== 'pending' ? index : last), -1);
+    this.steps = this.steps.filter(
+      (step, index) => !(index > reached && step.direction === 'forward' && step.status === 'pending' && !UNRECORDED.includes(step.step)),
+    );
     for (const step of ROLLBACK_STEPS) this.#stepRow(step, 'rollback');
     const release = this.steps.find((step) => step.step === 'release');
     if (release !== undefined) release.direction = 'rollback';
   }
 
+  /** Repeats of the last note (an operation failing on each attempt) are counted, not listed again. */
+  #note(at: number, level: 'warning' | 'error', text: string): void {
+    const last = this.notes.at(-1);
+    if (last !== undefined && last.level === level && last.text === text) {
+      last.repeats++;
+      return;
+    }
+    this.notes.push({ at, level, text, repeats: 1 });
+  }
+
+  /** A run that got to `done` deleted a set (the old one forward, the new one in a rollback) even if the last poll still listed its pods. */
+  #markDeleted(result: RunResult): void {
+    const record = result.record;
+    if (record === null || record.step !== 'done' || result.code === 'lock-held' || result.code === 'refused') return;
+    if (result.code === 'succeeded' && result.outcome === 'already-updated') return;
+    const deleted = record.direction === 'forward' ? record.from : record.to;
+    for (const pod of this.pods.values()) {
+      if (pod.set !== deleted) continue;
+      pod.phase = 'Gone';
+      pod.ready = false;
+      pod.relayState = null;
+      pod.sessions = null;
+    }
+  }
+
   #podRow(name: string, set: string, ordinal: number): PodRow {
     let pod = this.pods.get(name);
     if (pod === undefined) {
-      pod = { name, set, ordinal, phase: 'Pending', ready: false, relayState: null, sessions: null, handedOver: null, received: null, forwarded: null };
+      pod = { name, set, ordinal, phase: 'Pending', ready: false, relayState: null, sessions: null, handedOver: null, received: null, lastMove: null, forwarded: null };
       this.pods.set(name, pod);
     }
     return pod;

@@ -137,7 +137,7 @@ export class TtyRenderer implements ProgressRenderer {
     const summary = model.summaryLine();
     if (summary !== '') lines.push('', `  ${summary}`);
     for (const note of model.notes.slice(-3)) {
-      lines.push(`  ${note.level === 'error' ? style.bad('error') : style.warn('warning')}: ${note.text}`);
+      lines.push(`  ${note.level === 'error' ? style.bad('error') : style.warn('warning')}: ${note.text}${note.repeats > 1 ? ` (${note.repeats} times)` : ''}`);
     }
     const footer = this.#footer?.() ?? [];
     if (footer.length > 0) lines.push('', ...footer.map((line) => `  ${line}`));
@@ -163,7 +163,7 @@ export class TtyRenderer implements ProgressRenderer {
 
   #podCells(pod: PodRow): string[] {
     const style = this.#style;
-    const moved = pod.handedOver !== null ? `→ ${pod.handedOver}` : pod.received !== null ? `← ${pod.received}` : '';
+    const moved = pod.lastMove === 'out' ? `→ ${pod.handedOver}` : pod.lastMove === 'in' ? `← ${pod.received}` : '';
     return [
       pod.name,
       pod.phase === 'Running' ? pod.phase : pod.phase === 'Gone' ? style.dim('gone') : style.warn(pod.phase),
