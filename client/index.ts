@@ -1,4 +1,14 @@
-/** Device-side DTLS 1.2 client for the relay's profile (ECDHE-ECDSA, AES-128-CCM-8, raw public keys). */
+/**
+ * Device-side DTLS 1.2 client for the relay's profile (ECDHE-ECDSA, AES-128-CCM-8, raw public keys).
+ *
+ *   const device = generateDeviceKey();
+ *   const client = new DtlsClient({ host: '127.0.0.1', port: 5684, serverPublicKey: relaySpki, clientKey: device });
+ *   client.on('message', (payload, sequence) => ...);
+ *   client.on('close', ({ reason, alert, error }) => ...);
+ *   await client.connect();           // rejects with a DtlsClientError; branch on error.code
+ *   client.send(Buffer.from('hi'));   // at most 800 bytes, one record per datagram
+ *   await client.close();             // close_notify unless { notify: false }
+ */
 export {
   DtlsClient,
   type CloseInfo,
