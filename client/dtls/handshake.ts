@@ -203,11 +203,10 @@ export class ClientHandshake {
     let established = false;
 
     for (const fragment of parseHandshakeFragments(payload)) {
-      const isNew = fragment.messageSeq >= this.#reassembler.nextSeq;
-      // Once our Finished is out, new messages can only come protected (the server Finished);
-      // plaintext ones are stale or forged. Before that, nothing protected can be expected.
-      if (isNew && (epoch === 0) === awaitingFinished) continue;
+      // Before our Finished is out nothing protected can come. After it, the only new message is the
+      // protected server Finished: new plaintext ones are forged, old ones may be a repeated flight 4.
       if (epoch !== 0 && !awaitingFinished) continue;
+      if (epoch === 0 && awaitingFinished && fragment.messageSeq >= this.#reassembler.nextSeq) continue;
 
       const disposition = this.#reassembler.add(fragment);
       if (disposition === 'old' && fragment.messageSeq === this.#previousServerFlightEnd) retransmit = true;
