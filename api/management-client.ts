@@ -1,6 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type {
-  ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
+  ClaimRequest, ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
   ReadyzResponse, RestoreRequest, RestoreResponse, StatusResponse,
 } from './management.ts';
 import { MANAGEMENT_PATHS } from './management.ts';
@@ -78,6 +78,17 @@ export class ManagementClient {
 
   precopy(base: string, body: PrecopyRequest): Promise<StreamResponse> {
     return this.stream(base, MANAGEMENT_PATHS.precopy, body);
+  }
+
+  /** The session's one-record state stream, or null when that relay does not hold it (404). */
+  async claim(base: string, body: ClaimRequest, timeoutMs = 2_000): Promise<StreamResponse | null> {
+    const response = await this.send(base, 'POST', MANAGEMENT_PATHS.claim, body, timeoutMs);
+    if (response.statusCode === 404) {
+      await response.body.dump();
+      return null;
+    }
+    if (response.statusCode !== 200) throw await httpError(base, MANAGEMENT_PATHS.claim, response);
+    return { headers: response.headers, body: response.body as unknown as StreamResponse['body'] };
   }
 
   private async stream(base: string, path: string, body: unknown): Promise<StreamResponse> {

@@ -11,6 +11,7 @@ export const MANAGEMENT_PATHS = {
   restore: '/v1/restore',
   handover: '/v1/handover',
   precopy: '/v1/handover/precopy',
+  claim: '/v1/sessions/claim',
   handoverCommit: '/v1/handover/commit',
   handoverAbort: '/v1/handover/abort',
 } as const;
@@ -122,4 +123,17 @@ export interface HandoverCommitResponse {
 export interface HandoverAbortRequest {
   handoverId: string;
   reason: string;
+}
+
+/**
+ * POST /v1/sessions/claim on a sibling relay: "a device's flow now reaches me; if you hold its
+ * session, hand it over". The record is the device's datagram that arrived at the claimant: the
+ * owner gives the session only if that record authenticates under it and is not a replay, so a
+ * spoofed source address cannot pull sessions around. Answer: a one-record state stream, or 404.
+ */
+export interface ClaimRequest {
+  peer: { address: string; port: number };
+  /** The device's datagram, base64. */
+  record: string;
+  claimant: string;
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../api/duration.ts';
 import { loadClientKeys } from './client-keys.ts';
+import { parsePeers, type PeerEntry } from './cluster/peers.ts';
 import type { DtlsLimits } from './dtls/adapter.ts';
 import { DEFAULT_LIMITS } from './dtls/adapter.ts';
 import { loadServerKey } from './dtls/server-key.ts';
@@ -20,6 +21,8 @@ export interface RelayConfig {
   readonly tunnel: { readonly host: string; readonly port: number };
   /** Started by an update: not ready until a restore succeeded. */
   readonly awaitRestore: boolean;
+  /** Sibling relays (management endpoints) that may hold a session whose device now reaches this one. */
+  readonly peers: readonly PeerEntry[];
   /** SPKI DER (hex) of allowed device keys; null = any device with a valid key pair. */
   readonly clientKeys: ReadonlySet<string> | null;
   readonly limits: Readonly<DtlsLimits>;
@@ -41,6 +44,7 @@ export interface RelaydOptions {
   tunnelHost: string;
   tunnelPort: number;
   awaitRestore: boolean;
+  peers?: PeerEntry[];
   podName: string;
   clientKeys?: string;
   maxSessions: number;
@@ -81,6 +85,14 @@ export function hostPort(value: string): { host: string; port: number } {
 
 const seconds = (ms: number): string => `${ms / 1000}s`;
 
+function peerList(value: string): PeerEntry[] {
+  try {
+    return parsePeers(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 export function relaydCommand(): Command {
   const env = (option: Option, name: string): Option => option.env(`RELAY_${name}`);
   return new Command('relayd')
@@ -100,6 +112,7 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--tunnel-host <address>', 'address of the straggler tunnel (UDP, relay to relay)').default('0.0.0.0'), 'TUNNEL_HOST'))
     .addOption(env(new Option('--tunnel-port <port>', 'UDP port of the straggler tunnel (0 = any)').default(5685).argParser(port), 'TUNNEL_PORT'))
     .addOption(env(new Option('--await-restore', 'start not ready and wait for POST /v1/restore (set by the orchestrator on the new set)').default(false), 'AWAIT_RESTORE'))
+    .addOption(env(new Option('--peers <list>', 'sibling relays as host[:mgmt-port], comma-separated; a name may resolve to many (a headless Service). A session whose device reaches this relay is claimed from whichever holds it').argParser(peerList), 'PEERS'))
     .addOption(env(new Option('--pod-name <name>', 'name reported in status and logs').default(hostname()), 'POD_NAME'))
     .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
     .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
@@ -136,6 +149,7 @@ export async function loadConfig(options: RelaydOptions): Promise<RelayConfig> {
     mgmt: Object.freeze({ host: options.mgmtHost, port: options.mgmtPort, tls: Object.freeze({ cert, key: tlsKey, ca }), peerServername: options.peerServername }),
     tunnel: Object.freeze({ host: options.tunnelHost, port: options.tunnelPort }),
     awaitRestore: options.awaitRestore,
+    peers: Object.freeze(options.peers ?? []),
     clientKeys,
     limits: Object.freeze({
       maxSessions: options.maxSessions,

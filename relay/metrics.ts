@@ -25,6 +25,8 @@ export class RelayMetrics {
   /** New relay: datagrams that came through / went out through the predecessor's tunnel. */
   readonly tunnelIn: Counter.Internal;
   readonly tunnelOut: Counter.Internal;
+  /** Sessions moved between sibling relays because a device's flow moved. */
+  readonly claims: Counter<'result'>;
 
   constructor(sources: { sessions: () => { live: number; parked: number; handshaking: number } }) {
     const registry = this.registry;
@@ -59,6 +61,7 @@ export class RelayMetrics {
     const tunnel = new Counter({ name: 'relay_tunnel_datagrams_total', help: 'Datagrams through the predecessor tunnel, by direction', labelNames: ['direction'], registers: [registry] });
     this.tunnelIn = tunnel.labels('in');
     this.tunnelOut = tunnel.labels('out');
+    this.claims = new Counter({ name: 'relay_session_claims_total', help: 'Session claims between sibling relays: claimed (taken over), unowned (nobody had it), gave (handed to a sibling), refused (bad proof), dropped (claim queue full)', labelNames: ['result'], registers: [registry] });
     this.sessionsClosed = new Counter({ name: 'relay_sessions_closed_total', help: 'Sessions closed, by reason', labelNames: ['reason'], registers: [registry] });
   }
 

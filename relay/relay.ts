@@ -7,6 +7,9 @@ import type { ReadyzResponse, RelayState, StatusResponse } from '../api/manageme
 import { MANAGEMENT_PATHS } from '../api/management.ts';
 import type { RelayConfig } from './config.ts';
 import { DtlsAdapter } from './dtls/adapter.ts';
+import type { ClaimHost } from './cluster/claims.ts';
+import { SessionClaims } from './cluster/claims.ts';
+import { PeerDirectory } from './cluster/peers.ts';
 import type { HandoverHost } from './handover/host.ts';
 import { PauseQueue } from './handover/pause-queue.ts';
 import { HandoverSource } from './handover/source.ts';
@@ -30,7 +33,7 @@ const LARGE_RESTORE = 10_000;
  * One relay: device UDP endpoint -> DTLS adapter -> upstream forwarder, plus the management server.
  * This file wires the parts; each part owns its own I/O.
  */
-export class Relay implements HandoverHost {
+export class Relay implements HandoverHost, ClaimHost {
   readonly config: RelayConfig;
   readonly metrics: RelayMetrics;
   readonly adapter: DtlsAdapter;
@@ -40,6 +43,7 @@ export class Relay implements HandoverHost {
   private readonly queue = new PauseQueue();
   private readonly source: HandoverSource;
   private readonly successor: HandoverSuccessor;
+  private readonly claims: SessionClaims;
   private tunnelPortValue = 0;
   private forwardedDatagrams = 0;
   private lastForwardAt: number | null = null;
@@ -73,6 +77,7 @@ export class Relay implements HandoverHost {
       onError: (error) => this.log.error({ err: error }, 'device UDP socket error'),
     });
     const clientKeys = config.clientKeys;
+    const peerDirectory = new PeerDirectory(config.peers, { mgmtPort: config.mgmt.port, mgmtHost: config.mgmt.host });
     this.adapter = new DtlsAdapter({
       serverKey: config.dtls.key,
       limits: config.limits,
@@ -94,6 +99,7 @@ export class Relay implements HandoverHost {
           this.log.debug({ peer: `${peer.address}:${peer.port}`, reason, detail }, 'handshake failed');
         },
         dropped: (reason) => metrics.drop(reason),
+        ...(peerDirectory.configured ? { unknownSession: (datagram: Buffer, peer: PeerAddress, via: Via) => this.claims.onUnknownSession(datagram, peer, via) } : {}),
       },
     });
     this.mgmt = new ManagementServer(config.mgmt.tls, (error) => this.log.error({ err: error }, 'management server error'));
@@ -101,6 +107,7 @@ export class Relay implements HandoverHost {
     this.peers = new ManagementClient({ ...config.mgmt.tls, servername: config.mgmt.peerServername });
     this.source = new HandoverSource(this);
     this.successor = new HandoverSuccessor(this);
+    this.claims = new SessionClaims(this, peerDirectory);
     this.addRoutes();
   }
 
@@ -189,6 +196,16 @@ export class Relay implements HandoverHost {
       dtls: { address: this.dtlsAddress.address, port: this.dtlsAddress.port, publicKeySha256: this.publicKeySha256 },
       forwarding: { datagrams: this.forwardedDatagrams, lastForwardAt: this.lastForwardAt, successor: this.successorName },
     };
+  }
+
+  // --- claim host -------------------------------------------------------------------------------
+
+  released(session: Session): void {
+    this.forwarder.forget(session);
+  }
+
+  counted(event: 'claimed' | 'unowned' | 'gave' | 'refused' | 'dropped'): void {
+    this.metrics.claims.inc({ result: event });
   }
 
   // --- handover host ----------------------------------------------------------------------------
@@ -340,6 +357,7 @@ export class Relay implements HandoverHost {
         },
       })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.claim, handle: (req, res) => this.claims.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.restore, handle: (req, res) => this.successor.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.precopy, handle: (req, res) => this.source.precopy(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.handover, handle: (req, res) => this.source.handle(req, res) })

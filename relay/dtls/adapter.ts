@@ -26,6 +26,7 @@ import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../s
 import { parseClientCertificate, type ClientCertificate } from './client-certificate.ts';
 import { ContentType, HandshakeType, MAX_SEQUENCE, handshakeTypeOf, readSequence, splitRecords, type RecordView } from './record.ts';
 import { ReplayWindow } from './replay-window.ts';
+import { recordAuthenticates } from './record-proof.ts';
 import { loadServerKey } from './server-key.ts';
 
 const require = createRequire(import.meta.url);
@@ -174,6 +175,12 @@ export interface DtlsAdapterEvents {
   closed(session: Session, reason: CloseReason): void;
   handshakeFailed(peer: PeerAddress, reason: HandshakeFailure, detail: string): void;
   dropped(reason: DropReason, bytes: number): void;
+  /**
+   * An encrypted datagram from an address with no session here. With sibling relays configured the
+   * session may live on one of them (a load balancer moved the flow): the relay claims it. Without
+   * this handler such datagrams are dropped as 'unknown-session'.
+   */
+  unknownSession?(datagram: Buffer, peer: PeerAddress, via: Via): void;
 }
 
 export interface DtlsAdapterOptions {
@@ -324,6 +331,11 @@ export class DtlsAdapter {
       return;
     }
     const key = peerKey(peer);
+    const first = records[0]!;
+    if (first.epoch !== 0 && this.events.unknownSession !== undefined && !this.sessions.has(key) && !this.handshakes.has(key)) {
+      this.events.unknownSession(datagram, peer, via);
+      return;
+    }
     for (const found of records) {
       // Each record is fed on its own, re-based to offset 0 of its own slice.
       const bytes = records.length === 1 ? datagram : datagram.subarray(found.offset, found.offset + found.length);
@@ -524,6 +536,22 @@ export class DtlsAdapter {
         staged.clear();
       },
     };
+  }
+
+  /**
+   * True when `datagram` starts with a record this session would accept: inside the replay window
+   * and authentic under the session's client write key. Checked in JS (PRF and AES-CCM), without
+   * touching the native socket, so the session is unchanged either way. This is the proof a sibling
+   * relay must show before a session is handed to it.
+   */
+  provesSession(session: Session, datagram: Buffer): boolean {
+    const conn = this.sessions.get(session.key);
+    if (conn === undefined || conn.session !== session) return false;
+    const record = splitRecords(datagram)?.[0];
+    if (record === undefined || record.epoch === 0 || !session.replay.accepts(record.epoch, record.sequence)) return false;
+    const exported = this.exportConn(conn);
+    if (exported === null) return false;
+    return recordAuthenticates(exported.dtls, datagram, record);
   }
 
   /** Forgets sessions without a word to the devices (they live on elsewhere, or the import is undone). */

@@ -1,0 +1,76 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+
+/**
+ * The sibling relays a session may have moved to or from, from `--peers`: a comma-separated list of
+ * `host[:mgmtPort]`. A name may resolve to many addresses (a Kubernetes headless Service resolves to
+ * every relay pod), so names are looked up again every few seconds. This relay's own addresses are
+ * left out.
+ */
+export const DEFAULT_MGMT_PORT = 8443;
+const REFRESH_MS = 5_000;
+
+export interface PeerEntry {
+  host: string;
+  port: number;
+}
+
+export function parsePeers(text: string): PeerEntry[] {
+  return text.split(',').map((item) => item.trim()).filter((item) => item !== '').map((item) => {
+    const match = /^(?:\[([^\]]+)\]|([^:]+|[0-9a-fA-F:]+))(?::(\d+))?$/.exec(item);
+    if (match === null) throw new RangeError(`--peers: "${item}" is not host or host:port`);
+    const host = match[1] ?? match[2]!;
+    const port = match[3] === undefined ? DEFAULT_MGMT_PORT : Number(match[3]);
+    if (!(port > 0 && port < 65536)) throw new RangeError(`--peers: "${item}" has no valid port`);
+    return { host, port };
+  });
+}
+
+export class PeerDirectory {
+  private readonly entries: readonly PeerEntry[];
+  private readonly self: { ports: Set<number>; addresses: Set<string> };
+  private urls: string[] = [];
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(entries: readonly PeerEntry[], self: { mgmtPort: number; mgmtHost: string }) {
+    this.entries = entries;
+    const addresses = new Set<string>([self.mgmtHost]);
+    if (self.mgmtHost === '0.0.0.0' || self.mgmtHost === '::') {
+      for (const list of Object.values(networkInterfaces())) for (const info of list ?? []) addresses.add(info.address);
+    }
+    this.self = { ports: new Set([self.mgmtPort]), addresses };
+  }
+
+  get configured(): boolean {
+    return this.entries.length > 0;
+  }
+
+  /** Management URLs of the siblings, refreshed when stale. */
+  async list(): Promise<string[]> {
+    if (Date.now() - this.refreshedAt > REFRESH_MS) {
+      this.refreshing ??= this.refresh().finally(() => (this.refreshing = null));
+      await this.refreshing;
+    }
+    return this.urls;
+  }
+
+  private async refresh(): Promise<void> {
+    const urls: string[] = [];
+    for (const entry of this.entries) {
+      let addresses: string[];
+      try {
+        addresses = isIP(entry.host) !== 0 ? [entry.host] : (await lookup(entry.host, { all: true })).map((a) => a.address);
+      } catch {
+        continue;
+      }
+      for (const address of addresses) {
+        if (this.self.addresses.has(address) && this.self.ports.has(entry.port)) continue;
+        urls.push(`https://${address.includes(':') ? `[${address}]` : address}:${entry.port}`);
+      }
+    }
+    this.urls = [...new Set(urls)];
+    this.refreshedAt = Date.now();
+  }
+}

@@ -1,0 +1,109 @@
+import dgram from 'node:dgram';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManagementClient } from '../../api/management-client.ts';
+import { DtlsClient } from '../../client/index.ts';
+import { relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
+import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
+import { closeAll, generateDeviceKey, request } from '../helpers/devices.ts';
+import { startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+
+type Env = Awaited<ReturnType<typeof testPki>>;
+
+function counter(metrics: string, line: string): number {
+  return Number(metrics.split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1] ?? 0);
+}
+
+/** A UDP socket standing for the device's address; `target` plays the load balancer's choice of relay. */
+async function movableFlow(ports: number[]) {
+  const socket = dgram.createSocket('udp4');
+  const state = { target: ports[0]!, device: null as dgram.RemoteInfo | null, lastFromDevice: null as Buffer | null };
+  socket.on('message', (datagram, rinfo) => {
+    if (ports.includes(rinfo.port)) {
+      // Only the relay the flow is pinned to can answer through it (conntrack).
+      if (rinfo.port === state.target && state.device !== null) socket.send(datagram, state.device.port, state.device.address);
+      return;
+    }
+    state.device = rinfo;
+    state.lastFromDevice = datagram;
+    socket.send(datagram, state.target, '127.0.0.1');
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  return { socket, state, port: socket.address().port };
+}
+
+describe('sessions follow their device between sibling relays', () => {
+  let env: Env;
+  let echo: UpstreamEcho;
+  let upstream: string;
+  const relays: RelayProcess[] = [];
+
+  beforeAll(async () => {
+    env = await testPki();
+    echo = new UpstreamEcho();
+    upstream = `127.0.0.1:${(await echo.listen()).port}`;
+  });
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+  });
+  afterAll(async () => {
+    await echo?.close();
+    await env?.cleanup();
+  });
+
+  it('a relay that receives a flow it has no session for claims it from the sibling that has it', async () => {
+    const a = await startRelay(env.pki, { name: 'relay-b-0', upstream });
+    relays.push(a);
+    const b = await startRelay(env.pki, { name: 'relay-b-1', upstream, args: ['--peers', `127.0.0.1:${new URL(a.mgmtUrl).port}`] });
+    relays.push(b);
+    const flow = await movableFlow([a.dtlsPort, b.dtlsPort]);
+    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    await client.connect();
+    try {
+      await request(client, Buffer.from('on a'), { retransmit: false });
+      // The load balancer forgets the flow and picks the other relay.
+      flow.state.target = b.dtlsPort;
+      expect((await request(client, Buffer.from('on b'), { retransmit: false, timeoutMs: 3_000 })).reply.toString()).toBe('on b');
+      expect(client.stats.handshakes).toBe(1);
+      expect(client.stats.replaysDropped).toBe(0);
+      expect((await env.operator.status(a.mgmtUrl)).sessions.total).toBe(0);
+      expect((await env.operator.status(b.mgmtUrl)).sessions.total).toBe(1);
+      expect(counter(await env.operator.metrics(b.mgmtUrl), 'relay_session_claims_total{result="claimed"}')).toBe(1);
+      expect(counter(await env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="gave"}')).toBe(1);
+      // And it keeps working there.
+      for (let i = 0; i < 5; i++) await request(client, Buffer.from(`b ${i}`), { retransmit: false });
+    } finally {
+      await closeAll([client]);
+      flow.socket.close();
+    }
+  });
+
+  it('an owner gives a session only for an authentic, fresh record', async () => {
+    const a = await startRelay(env.pki, { name: 'relay-b-0', upstream });
+    relays.push(a);
+    const flow = await movableFlow([a.dtlsPort]);
+    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    await client.connect();
+    const sibling = new ManagementClient(relayClientTlsOptions(env.pki));
+    try {
+      await request(client, Buffer.from('hello'), { retransmit: false });
+      const seen = flow.state.lastFromDevice!;
+      const peer = { address: '127.0.0.1', port: flow.port };
+      // A record the owner has already processed is a replay: no.
+      await expect(sibling.claim(a.mgmtUrl, { peer, record: seen.toString('base64'), claimant: 'mallory' })).rejects.toMatchObject({ status: 403, remoteCode: 'ERR_BAD_PROOF' });
+      // A forged record: no.
+      const forged = Buffer.from(seen);
+      forged.writeUIntBE(seen.readUIntBE(5, 6) + 10, 5, 6);
+      forged[forged.length - 1]! ^= 1;
+      await expect(sibling.claim(a.mgmtUrl, { peer, record: forged.toString('base64'), claimant: 'mallory' })).rejects.toMatchObject({ status: 403 });
+      // An address it does not hold: 404.
+      expect(await sibling.claim(a.mgmtUrl, { peer: { address: '127.0.0.1', port: 9 }, record: seen.toString('base64'), claimant: 'x' })).toBeNull();
+      // The session is untouched.
+      expect((await request(client, Buffer.from('still mine'), { retransmit: false })).reply.toString()).toBe('still mine');
+      expect(counter(await env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="refused"}')).toBe(2);
+    } finally {
+      await sibling.close();
+      await closeAll([client]);
+      flow.socket.close();
+    }
+  });
+});
