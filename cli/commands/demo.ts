@@ -23,8 +23,8 @@ export interface DemoFlags {
 export const DEMO_DEFAULTS = { devices: 300, replicas: 3, requestIntervalMs: 1000 } as const;
 
 /** Timings chosen to keep the whole demo around 30-60 s. */
-const WARM_UP_MS = 3000;
-const COOL_DOWN_MS = 3000;
+const WARM_UP_MS = 5000;
+const COOL_DOWN_MS = 5000;
 /** Requests in flight when the devices stop get this long to be answered (a retransmission takes up to 3 s). */
 const STOP_GRACE_MS = 10_000;
 const DRAIN_QUIET_MS = 2000;
@@ -47,8 +47,11 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
   if (globals.stateDirGiven) throw new UsageError('--state-dir: the demo always runs in a fresh temporary directory and removes it afterwards; drop --state-dir');
 
   const style = createStyle(colorEnabled(io, io.stderr, globals.color));
+  const demoStartedAt = io.clock.now();
+  // Off a terminal every line carries the seconds since the start, like the progress lines.
   const say = (text: string): void => {
-    if (globals.output === 'text') io.stderr.write(`${text}\n`);
+    if (globals.output !== 'text') return;
+    io.stderr.write(isInteractive(io, io.stderr) ? `${text}\n` : `${elapsed(io.clock.now() - demoStartedAt).padStart(5)}  ${text}\n`);
   };
   const local = await ctx.platforms.local();
   const stateDir = await mkdtemp(join(tmpdir(), 'relayctl-demo-'));
@@ -79,7 +82,7 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
     say(`connected ${flags.devices} devices in ${seconds(io.clock.now() - connectStarted)}; each sends a request, then the next one about ${seconds(flags.requestInterval)} after the answer`);
     checkStopped(stop.signal);
     fleet.start();
-    const deviceLines = startDeviceLines(io, globals.output, fleet, style);
+    const deviceLines = startDeviceLines(io, globals.output, fleet, style, demoStartedAt);
     try {
       await io.clock.sleep(WARM_UP_MS, stop.signal);
       platform = await local.openLocalPlatform(options);
@@ -107,7 +110,7 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
             },
             runOptions,
           ),
-        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)] },
+        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)], origin: demoStartedAt },
       );
       const during = window.close();
       checkStopped(stop.signal);
@@ -160,9 +163,8 @@ function deviceLine(fleet: DeviceFleet, style: Style): string {
 }
 
 /** Off a terminal the live footer does not exist: a device line every few seconds instead (JSON lines with -o json). */
-function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, style: Style): { stop(): void } {
+function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, style: Style, startedAt: number): { stop(): void } {
   if (output === 'text' && isInteractive(io, io.stderr)) return { stop: () => undefined };
-  const startedAt = io.clock.now();
   let cancel: (() => void) | null = null;
   let stopped = false;
   const tick = (): void => {

@@ -183,6 +183,11 @@ export class ProgressModel {
     return this.startedAt === null || this.lastAt === null ? 0 : this.lastAt - this.startedAt;
   }
 
+  /** Stragglers forwarded by pods that still exist. */
+  stragglers(): number {
+    return [...this.pods.values()].reduce((sum, pod) => sum + (pod.phase === 'Gone' ? 0 : (pod.forwarded ?? 0)), 0);
+  }
+
   get finished(): boolean {
     return this.result !== null;
   }
@@ -218,9 +223,10 @@ export class ProgressModel {
 
   /**
    * One line with everything that matters now, e.g. `a: 3 ready  b: 2 of 3 ready  sessions handed over 2816/4000`.
-   * The plain renderer prints it whenever it changes.
+   * The plain renderer prints it whenever it changes (without the straggler count, which changes on every poll
+   * of a drain).
    */
-  summaryLine(): string {
+  summaryLine(options: { stragglers?: boolean } = {}): string {
     const parts: string[] = [];
     const sets = [...new Set(this.podRows().map((pod) => pod.set))];
     for (const set of sets) {
@@ -240,8 +246,8 @@ export class ProgressModel {
     if (moved !== null) {
       parts.push(`sessions ${this.direction === 'forward' ? 'handed over' : 'handed back'} ${moved.moved}/${moved.total}`);
     }
-    const forwarded = [...this.pods.values()].reduce((sum, pod) => sum + (pod.phase === 'Gone' ? 0 : (pod.forwarded ?? 0)), 0);
-    if (forwarded > 0) parts.push(`stragglers forwarded ${forwarded}`);
+    const forwarded = this.stragglers();
+    if (forwarded > 0 && options.stragglers !== false) parts.push(`stragglers forwarded ${forwarded}`);
     return parts.join('  ');
   }
 

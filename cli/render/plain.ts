@@ -15,10 +15,13 @@ export class PlainRenderer implements ProgressRenderer {
   readonly #stream: OutputStream;
   readonly #style: Style;
   #lastSummary = '';
+  /** Elapsed times count from here; null: from the first event. */
+  readonly #origin: number | null;
 
-  constructor(stream: OutputStream, style: Style) {
+  constructor(stream: OutputStream, style: Style, origin: number | null = null) {
     this.#stream = stream;
     this.#style = style;
+    this.#origin = origin;
   }
 
   readonly observe = (event: UpdateEvent): void => {
@@ -26,23 +29,18 @@ export class PlainRenderer implements ProgressRenderer {
     const line = this.#describe(event);
     if (line !== null) this.#line(line);
     if (event.type === 'run-finished') return;
-    const summary = this.model.summaryLine();
+    const summary = this.model.summaryLine({ stragglers: false });
     if (summary !== '' && summary !== this.#lastSummary) {
       this.#lastSummary = summary;
       this.#line(summary);
     }
   };
 
-  /** Lines that are not events (the demo's device figures): printed the same way, only when they changed. */
-  note(text: string, at: number): void {
-    const start = this.model.startedAt ?? at;
-    this.#stream.write(`${elapsed(at - start).padStart(5)}  ${text}\n`);
-  }
-
   finish(): void {}
 
   #line(text: string): void {
-    this.#stream.write(`${elapsed(this.model.elapsedMs).padStart(5)}  ${text}\n`);
+    const start = this.#origin ?? this.model.startedAt ?? 0;
+    this.#stream.write(`${elapsed((this.model.lastAt ?? start) - start).padStart(5)}  ${text}\n`);
   }
 
   #describe(event: UpdateEvent): string | null {
@@ -54,8 +52,10 @@ export class PlainRenderer implements ProgressRenderer {
         return `resuming ${event.direction === 'forward' ? 'the update' : 'the rollback'} at step ${event.step} (left by ${event.previousOwner})`;
       case 'step-started':
         return `${event.step}: started`;
-      case 'step-finished':
-        return `${event.step}: ${style.ok('done')} in ${seconds(event.durationMs)}`;
+      case 'step-finished': {
+        const stragglers = (event.step === 'drain' || event.step === 'drain-back') && this.model.stragglers() > 0 ? `; ${this.model.stragglers()} stragglers forwarded` : '';
+        return `${event.step}: ${style.ok('done')} in ${seconds(event.durationMs)}${stragglers}`;
+      }
       case 'waiting':
         return `${event.step}: waiting${event.ordinal === null ? '' : ` (ordinal ${event.ordinal})`}: ${event.message}`;
       case 'retry':

@@ -15,6 +15,8 @@ export interface ProgressRenderer {
 export interface ProgressOptions {
   /** Extra lines under the live view (the demo's device figures); called on every redraw. */
   footer?: () => string[];
+  /** Where elapsed seconds count from in plain output (the demo's start); default: the first event. */
+  origin?: number;
 }
 
 /**
@@ -27,5 +29,5 @@ export function createProgressRenderer(io: Io, globals: GlobalOptions, options: 
   if (isInteractive(io, io.stderr)) {
     return Object.assign(new TtyRenderer(io.stderr, io.clock, style, options.footer), { kind: 'tty' as const });
   }
-  return Object.assign(new PlainRenderer(io.stderr, style), { kind: 'plain' as const });
+  return Object.assign(new PlainRenderer(io.stderr, style, options.origin ?? null), { kind: 'plain' as const });
 }

@@ -79,7 +79,9 @@ export class LiveRegion {
   }
 
   #draw(): void {
-    const width = Math.max(20, (this.#stream.columns ?? 100) - 1);
+    // A pseudo-terminal without a size reports 0 columns: treat it as unknown.
+    const columns = this.#stream.columns !== undefined && this.#stream.columns > 0 ? this.#stream.columns : 100;
+    const width = Math.max(20, columns - 1);
     const lines = this.#frame().map((line) => truncate(line, width));
     let out = this.draws === 0 ? HIDE_CURSOR : '';
     if (this.#height > 0) out += CURSOR_UP(this.#height);
