@@ -23,6 +23,7 @@ export interface RelayConfig {
   readonly awaitRestore: boolean;
   /** Sibling relays (management endpoints) that may hold a session whose device now reaches this one. */
   readonly peers: readonly PeerEntry[];
+  readonly peersFile: string | null;
   /** SPKI DER (hex) of allowed device keys; null = any device with a valid key pair. */
   readonly clientKeys: ReadonlySet<string> | null;
   readonly limits: Readonly<DtlsLimits>;
@@ -45,6 +46,7 @@ export interface RelaydOptions {
   tunnelPort: number;
   awaitRestore: boolean;
   peers?: PeerEntry[];
+  peersFile?: string;
   podName: string;
   clientKeys?: string;
   maxSessions: number;
@@ -113,6 +115,7 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--tunnel-port <port>', 'UDP port of the straggler tunnel (0 = any)').default(5685).argParser(port), 'TUNNEL_PORT'))
     .addOption(env(new Option('--await-restore', 'start not ready and wait for POST /v1/restore (set by the orchestrator on the new set)').default(false), 'AWAIT_RESTORE'))
     .addOption(env(new Option('--peers <list>', 'sibling relays as host[:mgmt-port], comma-separated; a name may resolve to many (a headless Service). A session whose device reaches this relay is claimed from whichever holds it').argParser(peerList), 'PEERS'))
+    .addOption(env(new Option('--peers-file <file>', 'like --peers, read from a file (commas or lines) and re-read every few seconds'), 'PEERS_FILE'))
     .addOption(env(new Option('--pod-name <name>', 'name reported in status and logs').default(hostname()), 'POD_NAME'))
     .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
     .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
@@ -150,6 +153,7 @@ export async function loadConfig(options: RelaydOptions): Promise<RelayConfig> {
     tunnel: Object.freeze({ host: options.tunnelHost, port: options.tunnelPort }),
     awaitRestore: options.awaitRestore,
     peers: Object.freeze(options.peers ?? []),
+    peersFile: options.peersFile ?? null,
     clientKeys,
     limits: Object.freeze({
       maxSessions: options.maxSessions,

@@ -77,7 +77,7 @@ export class Relay implements HandoverHost, ClaimHost {
       onError: (error) => this.log.error({ err: error }, 'device UDP socket error'),
     });
     const clientKeys = config.clientKeys;
-    const peerDirectory = new PeerDirectory(config.peers, { mgmtPort: config.mgmt.port, mgmtHost: config.mgmt.host });
+    const peerDirectory = new PeerDirectory(config.peers, { mgmtPort: config.mgmt.port, mgmtHost: config.mgmt.host }, config.peersFile);
     this.adapter = new DtlsAdapter({
       serverKey: config.dtls.key,
       limits: config.limits,

@@ -9,6 +9,8 @@
  *   Running  the process runs and its management port answered (or its log says it listened)
  * A deleted pod stays listed (Running, not ready, no address) until its process has exited.
  */
+import { rename, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ManagementClient } from '../../../api/management-client.ts';
 import {
   alreadyExistsError,
@@ -51,6 +53,7 @@ import {
   toRelayStatus,
   toRestoreOutcome,
 } from './relays.ts';
+import { serviceMarkers } from './service.ts';
 import { listJson, removeFile, withStateLock, writeJsonAtomic } from './state-fs.ts';
 import {
   STATE_VERSION,
@@ -58,10 +61,12 @@ import {
   isObjectName,
   localPaths,
   nextRevision,
+  peersFile,
   podFile,
   podLog,
   readCluster,
   readPod,
+  readService,
   readSet,
   setFile,
   type ClusterRecord,
@@ -79,6 +84,8 @@ export interface LocalPlatformOptions {
   probeTimeoutMs?: number;
   /** One restore call (the orchestrator bounds it too). Default 120 s. */
   restoreTimeoutMs?: number;
+  /** deleteSet waits at most this long for the service front to stop routing to the pods. Default 2 s. */
+  endpointDrainMs?: number;
 }
 
 /** What deploy asks of createSet beyond the Platform's CreateSetSpec. */
@@ -100,6 +107,7 @@ export class LocalPlatform implements Platform {
   readonly #client: ManagementClient;
   readonly #graceMs: number;
   readonly #restoreTimeoutMs: number;
+  readonly #endpointDrainMs: number;
 
   private constructor(paths: LocalPaths, pki: LocalPki, options: LocalPlatformOptions) {
     this.paths = paths;
@@ -107,6 +115,7 @@ export class LocalPlatform implements Platform {
     this.lock = new LocalLocks(paths);
     this.#graceMs = options.terminationGraceMs ?? 7_000;
     this.#restoreTimeoutMs = options.restoreTimeoutMs ?? 120_000;
+    this.#endpointDrainMs = options.endpointDrainMs ?? 2_000;
     this.#client = new ManagementClient(operatorClientTlsOptions(pki), { timeoutMs: options.probeTimeoutMs ?? 2_000 });
     this.relay = {
       status: (pod) => this.#status(pod),
@@ -246,8 +255,19 @@ export class LocalPlatform implements Platform {
   async #launch(cluster: ClusterRecord, pod: PodRecord, awaitRestore: boolean): Promise<void> {
     // The record comes first: a crash between the two writes leaves a Failed pod, never an unknown process.
     await writeJsonAtomic(podFile(this.paths, pod.name), pod);
-    const pid = await startRelay(this.paths, { pod, pki: this.pki, upstream: cluster.upstream, awaitRestore });
+    await this.#writePeers();
+    const pid = await startRelay(this.paths, { pod, pki: this.pki, upstream: cluster.upstream, awaitRestore, peersFile: peersFile(this.paths) });
     await writeJsonAtomic(podFile(this.paths, pod.name), { ...pod, pid });
+  }
+
+  /**
+   * Every pod's management endpoint, one per line: what a headless Service's DNS name gives relays on
+   * Kubernetes. Relays re-read it, so pods started earlier learn about later ones.
+   */
+  async #writePeers(): Promise<void> {
+    const lines = (await this.#podRecords()).filter((pod) => pod.deletingAt === null).map((pod) => `${pod.address}:${pod.mgmtPort}`);
+    await writeFile(`${peersFile(this.paths)}.tmp`, lines.join('\n') + '\n');
+    await rename(`${peersFile(this.paths)}.tmp`, peersFile(this.paths));
   }
 
   /** The preferred slot of `set`, or the next one no other set of this cluster uses. */
@@ -277,8 +297,24 @@ export class LocalPlatform implements Platform {
       }
       return mine;
     });
+    await this.#awaitEndpointsRemoved(pods.map((pod) => pod.name));
     await stopProcesses(this.#targets(pods), this.#graceMs);
     await this.#reap(name);
+  }
+
+  /**
+   * Waits (at most endpointDrainMs) until the service front no longer routes to `pods`, before they get SIGTERM:
+   * their flows then move to the ready relays instead of reaching a relay that is shutting down. The preStop
+   * hook that waits for kube-proxy does the same on Kubernetes. No service process, no wait.
+   */
+  async #awaitEndpointsRemoved(pods: readonly string[]): Promise<void> {
+    const until = Date.now() + this.#endpointDrainMs;
+    while (pods.length > 0 && Date.now() < until) {
+      const service = await readService(this.paths).catch(() => null);
+      if (service === null || !processMatches(service.pid, serviceMarkers(this.paths.stateDir))) return;
+      if (!service.backends.some((backend) => pods.includes(backend.id))) return;
+      await sleep(50);
+    }
   }
 
   /** Removes the files of `set`'s deleted pods whose process is gone. */

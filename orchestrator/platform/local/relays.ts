@@ -34,6 +34,8 @@ export interface RelayLaunch {
   upstream: { address: string; port: number };
   awaitRestore: boolean;
   logLevel?: string;
+  /** File listing every pod's management endpoint: relays claim sessions from each other through it. */
+  peersFile?: string;
 }
 
 /**
@@ -55,6 +57,7 @@ export function startRelay(paths: LocalPaths, launch: RelayLaunch): Promise<numb
     '--upstream', `${launch.upstream.address}:${launch.upstream.port}`,
     '--log-level', launch.logLevel ?? 'info',
     ...(launch.awaitRestore ? ['--await-restore'] : []),
+    ...(launch.peersFile === undefined ? [] : ['--peers-file', launch.peersFile]),
   ];
   return spawnDetached({
     script: RELAY_MAIN,

@@ -54,6 +54,7 @@ export function localPaths(stateDir: string): LocalPaths {
 
 export const setFile = (paths: LocalPaths, set: string): string => path.join(paths.sets, `${set}.json`);
 export const podFile = (paths: LocalPaths, pod: string): string => path.join(paths.pods, `${pod}.json`);
+export const peersFile = (paths: LocalPaths): string => path.join(paths.local, 'peers');
 export const podLog = (paths: LocalPaths, pod: string): string => path.join(paths.logs, `${pod}.log`);
 export const serviceLog = (paths: LocalPaths): string => path.join(paths.logs, 'service.log');
 // Lock names are free text; encoding keeps them one path segment.
