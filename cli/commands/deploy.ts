@@ -49,7 +49,7 @@ export async function deployCommand(ctx: CommandContext, flags: DeployFlags): Pr
   const style = createStyle(colorEnabled(io, io.stdout, globals.color));
   io.stdout.write(
     [
-      existing === null ? `${style.ok('deployed')} ${what}` : `${style.ok('checked')} fleet "${globals.name}" in ${globals.stateDir}: it was deployed already; restarted what was missing`,
+      existing === null ? `${style.ok('deployed')} ${what}` : `${style.ok('checked')} fleet "${globals.name}" in ${globals.stateDir}: it was deployed already; whatever was missing was started again`,
       `  service     udp ${info.service.address}:${info.service.port} (DTLS 1.2, devices connect here)`,
       `  upstream    udp ${info.upstream.address}:${info.upstream.port} (echo)`,
       `  sets        ${info.sets.join(', ')}`,

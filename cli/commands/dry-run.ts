@@ -1,3 +1,4 @@
+import { formatDuration } from '../../api/duration.ts';
 import { readStatus, type UpdateStatus } from '../../orchestrator/index.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { colorEnabled } from '../io.ts';
@@ -97,7 +98,7 @@ export function decideUpdate(status: UpdateStatus, options: { image: string; for
     verdict: 'would-run',
     message:
       `would update ${from.name} (${from.replicas} relays, image ${from.image}, ${sessions} sessions) to ${to} (image ${options.image}): ` +
-      `mark, create, handover (${options.maxParallel} at a time), drain (quiet ${options.drainQuietMs} ms, at most ${options.drainMs} ms), verify, delete ${from.name}`,
+      `mark, create, handover (${options.maxParallel} at a time), drain (quiet ${formatDuration(options.drainQuietMs)}, at most ${formatDuration(options.drainMs)}), verify, delete ${from.name}`,
   };
 }
 
