@@ -24,7 +24,7 @@ export const DEMO_DEFAULTS = { devices: 300, replicas: 3, requestIntervalMs: 100
 
 /** Timings chosen to keep the whole demo around 30-60 s. */
 const WARM_UP_MS = 5000;
-const COOL_DOWN_MS = 5000;
+const COOL_DOWN_MS = 8000;
 /** Requests in flight when the devices stop get this long to be answered (a retransmission takes up to 3 s). */
 const STOP_GRACE_MS = 10_000;
 const DRAIN_QUIET_MS = 2000;

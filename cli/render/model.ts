@@ -179,10 +179,6 @@ export class ProgressModel {
     }
   }
 
-  get elapsedMs(): number {
-    return this.startedAt === null || this.lastAt === null ? 0 : this.lastAt - this.startedAt;
-  }
-
   /** Stragglers forwarded by pods that still exist. */
   stragglers(): number {
     return [...this.pods.values()].reduce((sum, pod) => sum + (pod.phase === 'Gone' ? 0 : (pod.forwarded ?? 0)), 0);
@@ -190,10 +186,6 @@ export class ProgressModel {
 
   get finished(): boolean {
     return this.result !== null;
-  }
-
-  runningStep(): StepRow | null {
-    return this.steps.find((step) => step.status === 'running') ?? null;
   }
 
   /** Pods ordered by set, then ordinal. */
