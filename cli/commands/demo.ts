@@ -12,7 +12,7 @@ import { jsonLine } from '../render/json.ts';
 import { createStyle, type Style } from '../render/style.ts';
 import type { LocalClusterInfo, LocalPlatformModule } from '../platforms.ts';
 import type { CommandContext } from './context.ts';
-import { runOrchestrated } from './orchestrated.ts';
+import { printResult, runOrchestrated } from './orchestrated.ts';
 
 export interface DemoFlags {
   devices: number;
@@ -110,10 +110,12 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
             },
             runOptions,
           ),
-        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)], origin: demoStartedAt },
+        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)], origin: demoStartedAt, printResult: false },
       );
       const during = window.close();
+      // An interrupted update's "run it again" advice makes no sense here: the cluster is about to go.
       checkStopped(stop.signal);
+      if (globals.output === 'text') printResult(ctx, result);
 
       if (result.code === 'succeeded') {
         say(`devices keep running on the new set for ${seconds(COOL_DOWN_MS)}`);

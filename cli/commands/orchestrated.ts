@@ -17,7 +17,7 @@ export type Invoke = (platform: Platform, observer: UpdateObserver, options: Run
 export async function runOrchestrated(
   ctx: CommandContext,
   invoke: Invoke,
-  options: ProgressOptions & { platform?: Platform; signal?: AbortSignal } = {},
+  options: ProgressOptions & { platform?: Platform; signal?: AbortSignal; printResult?: boolean } = {},
 ): Promise<{ code: ExitCode; result: RunResult }> {
   const { io, globals } = ctx;
   const opened = options.platform === undefined ? await ctx.platforms.open(globals) : null;
@@ -25,7 +25,8 @@ export async function runOrchestrated(
   const renderer = createProgressRenderer(io, globals, options);
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort(options.signal?.reason);
-  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  if (options.signal?.aborted) onOuterAbort();
+  else options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const unsubscribe = options.signal === undefined
     ? io.onInterrupt((count) => {
         if (count === 1) {
@@ -47,9 +48,12 @@ export async function runOrchestrated(
     await opened?.close();
     options.signal?.removeEventListener('abort', onOuterAbort);
   }
-  if (globals.output === 'text') {
-    const style = createStyle(colorEnabled(io, io.stdout, globals.color));
-    for (const line of describeResult(result, style)) io.stdout.write(`${line}\n`);
-  }
+  if (globals.output === 'text' && options.printResult !== false) printResult(ctx, result);
   return { code: exitCodeForResult(result), result };
+}
+
+/** The result in words on stdout. */
+export function printResult(ctx: CommandContext, result: RunResult): void {
+  const style = createStyle(colorEnabled(ctx.io, ctx.io.stdout, ctx.globals.color));
+  for (const line of describeResult(result, style)) ctx.io.stdout.write(`${line}\n`);
 }
