@@ -9,7 +9,6 @@
  *   Running  the process runs and its management port answered (or its log says it listened)
  * A deleted pod stays listed (Running, not ready, no address) until its process has exited.
  */
-import { rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ManagementClient } from '../../../api/management-client.ts';
 import {
@@ -54,7 +53,7 @@ import {
   toRestoreOutcome,
 } from './relays.ts';
 import { serviceMarkers } from './service.ts';
-import { listJson, removeFile, withStateLock, writeJsonAtomic } from './state-fs.ts';
+import { listJson, removeFile, withStateLock, writeJsonAtomic, writeTextAtomic } from './state-fs.ts';
 import {
   STATE_VERSION,
   ensureLayout,
@@ -213,9 +212,7 @@ export class LocalPlatform implements Platform {
           deletingAt: null,
         });
       }
-      if (cluster.network === 'pod-ips') {
-        await Promise.all(records.map((pod) => checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort)));
-      }
+      await Promise.all(records.map((pod) => checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort)));
       const set: SetRecord = {
         version: STATE_VERSION,
         name: template.name,
@@ -244,7 +241,8 @@ export class LocalPlatform implements Platform {
       const restarted: string[] = [];
       for (const pod of await this.#podRecords()) {
         if (pod.set !== set || pod.deletingAt !== null || this.#alive(pod)) continue;
-        if (cluster.network === 'pod-ips') await checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort);
+        // Shared mode's ports were free when the pod was made; something else may hold them by now.
+        await checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort);
         await this.#launch(cluster, { ...pod, createdAt: Date.now(), pid: null }, awaitRestore);
         restarted.push(pod.name);
       }
@@ -261,13 +259,13 @@ export class LocalPlatform implements Platform {
   }
 
   /**
-   * Every pod's management endpoint, one per line: what a headless Service's DNS name gives relays on
-   * Kubernetes. Relays re-read it, so pods started earlier learn about later ones.
+   * Every live pod's management endpoint, one per line: what a headless Service's DNS name gives relays on
+   * Kubernetes, so that a relay can claim the session of a device the front moved to it. Relays re-read it every
+   * few seconds, so pods started earlier learn about later ones and forget deleted ones. Call under the state lock.
    */
   async #writePeers(): Promise<void> {
-    const lines = (await this.#podRecords()).filter((pod) => pod.deletingAt === null).map((pod) => `${pod.address}:${pod.mgmtPort}`);
-    await writeFile(`${peersFile(this.paths)}.tmp`, lines.join('\n') + '\n');
-    await rename(`${peersFile(this.paths)}.tmp`, peersFile(this.paths));
+    const lines = (await this.#podRecords()).filter((pod) => pod.deletingAt === null).map((pod) => `${pod.address}:${pod.mgmtPort}\n`);
+    await writeTextAtomic(peersFile(this.paths), lines.join(''));
   }
 
   /** The preferred slot of `set`, or the next one no other set of this cluster uses. */
@@ -295,6 +293,7 @@ export class LocalPlatform implements Platform {
       for (const pod of mine) {
         if (pod.deletingAt === null) await writeJsonAtomic(podFile(paths, pod.name), { ...pod, deletingAt: now });
       }
+      if (mine.length > 0) await this.#writePeers();
       return mine;
     });
     await this.#awaitEndpointsRemoved(pods.map((pod) => pod.name));
@@ -336,7 +335,7 @@ export class LocalPlatform implements Platform {
     const terminated = records.filter((pod) => pod.deletingAt !== null && !this.#alive(pod));
     if (terminated.length > 0) await this.#reap(set);
     // A deleteSet whose caller died before SIGKILL: finish its job.
-    const overdue = records.filter((pod) => pod.deletingAt !== null && Date.now() - pod.deletingAt > this.#graceMs);
+    const overdue = records.filter((pod) => pod.deletingAt !== null && Date.now() - pod.deletingAt > this.#endpointDrainMs + this.#graceMs);
     killNow(this.#targets(overdue));
     return Promise.all(records.filter((pod) => !terminated.includes(pod)).map((pod) => this.#observe(pod)));
   }

@@ -2,7 +2,7 @@
  * Local relay pods: how relayd is started for a pod, how its process is recognised, and what its management API
  * says, mapped to the platform's types and errors.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ManagementError, type ManagementClient } from '../../../api/management-client.ts';
 import type { StatusResponse } from '../../../api/management.ts';
@@ -79,11 +79,17 @@ export function startRelay(paths: LocalPaths, launch: RelayLaunch): Promise<numb
 
 /** Whether the relay ever reached "relay serving" (it listens then), from the head of its log. */
 export async function relayListened(paths: LocalPaths, pod: string): Promise<boolean> {
+  let handle: FileHandle | undefined;
   try {
-    const head = (await readFile(podLog(paths, pod), 'utf8')).slice(0, 256 * 1024);
-    return head.includes('"msg":"relay serving"');
+    handle = await open(podLog(paths, pod), 'r');
+    // The line comes right after startup; a long log need not be read.
+    const head = Buffer.alloc(256 * 1024);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return head.subarray(0, bytesRead).includes('"msg":"relay serving"');
   } catch {
     return false;
+  } finally {
+    await handle?.close().catch(() => undefined);
   }
 }
 

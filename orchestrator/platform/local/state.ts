@@ -11,6 +11,7 @@
  *       sets/<set>.json         SetRecord ("StatefulSet"): replicas, image, labels, annotations, resourceVersion
  *       pods/<pod>.json         PodRecord ("Pod"): addresses, labels, pid, deletion mark
  *       leases/<lock>.json      LeaseRecord: the update lock
+ *       peers                   host:port of every live pod's management API, one per line (relayd --peers-file)
  *       logs/<pod>.log          relayd's JSON lines; logs/service.log the service's
  *
  * Pods are files of their own, not part of their set's file, so that labelling a pod does not change the set's

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DtlsClient } from '../../../client/index.ts';
 import { ErrorCode, isLockHeldError } from '../../../orchestrator/errors.ts';
 import { deployLocal, openLocalPlatform, type LocalClusterInfo, type LocalPlatform } from '../../../orchestrator/platform/local/index.ts';
-import { localPaths, podFile, readPod } from '../../../orchestrator/platform/local/state.ts';
+import { localPaths, peersFile, podFile, readPod } from '../../../orchestrator/platform/local/state.ts';
 import { pidAlive } from '../../../orchestrator/platform/local/processes.ts';
 import type { PodInfo, PodPhase, SetInfo } from '../../../orchestrator/platform/platform.ts';
 import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
@@ -26,6 +26,10 @@ describe('local platform: the Platform contract against real relays', () => {
     return found;
   };
   const setA = async (): Promise<SetInfo> => (await platform.getSet('relay-a'))!;
+  /** The relays' peer list (relayd --peers-file), as host:port lines. */
+  const peers = async (): Promise<string[]> => (await readFile(peersFile(localPaths(state.dir)), 'utf8')).split('\n').filter((line) => line !== '').sort();
+  const endpoints = async (...sets: string[]): Promise<string[]> =>
+    (await Promise.all(sets.map((set) => pods(set)))).flat().map((p) => new URL(p.mgmtUrl!).host).sort();
 
   beforeAll(async () => {
     state = await tempState();
@@ -81,6 +85,8 @@ describe('local platform: the Platform contract against real relays', () => {
     const b0 = new URL(running[0]!.mgmtUrl!).hostname;
     expect(b0.split('.').slice(0, 3)).not.toEqual(a0.split('.').slice(0, 3));
     expect((await platform.relay.status(running[0]!)).state).toBe('awaiting-restore');
+    // Every relay can find every other one, to claim the session of a device the front moved to it.
+    expect(await peers()).toEqual(await endpoints('relay-a', 'relay-b'));
     // The image is a label on local: it is in the pod's log.
     expect(await readFile(`${info.logs}/relay-b-0.log`, 'utf8')).toContain('"image":"relay:2"');
   });
@@ -199,6 +205,7 @@ describe('local platform: the Platform contract against real relays', () => {
     expect(await platform.listPods('relay-b')).toEqual([]);
     expect(await platform.listPods('relay-x')).toEqual([]);
     expect(pids.filter((pid) => pidAlive(pid))).toEqual([]);
+    expect(await peers()).toEqual(await endpoints('relay-a'));
     await expect(readFile(podFile(localPaths(state.dir), 'relay-b-0'))).rejects.toThrow(/ENOENT/);
     await platform.deleteSet('relay-b');
     await platform.deleteSet('relay-never-was');

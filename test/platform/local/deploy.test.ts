@@ -1,5 +1,8 @@
+import { execFile } from 'node:child_process';
 import { access, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DtlsClient } from '../../../client/index.ts';
 import { runUpdate, type RunResult, type UpdateEvent } from '../../../orchestrator/index.ts';
@@ -10,9 +13,14 @@ import {
   teardownLocal,
   type LocalClusterInfo,
   type LocalPlatform,
+  type NetworkMode,
 } from '../../../orchestrator/platform/local/index.ts';
+import { pidAlive } from '../../../orchestrator/platform/local/processes.ts';
+import { localPaths, readPod, readService } from '../../../orchestrator/platform/local/state.ts';
 import { closeAll, connectDevices, request, startLoad, type LoadResult } from '../../helpers/devices.ts';
-import { alivePids, recordedPids, tempState } from './helpers.ts';
+import { alivePids, recordedPids, tempState, waitFor } from './helpers.ts';
+
+const DEPLOY_CHILD = fileURLToPath(new URL('./deploy-child.ts', import.meta.url));
 
 async function errorCode(promise: Promise<unknown>): Promise<string> {
   try {
@@ -23,25 +31,31 @@ async function errorCode(promise: Promise<unknown>): Promise<string> {
   }
 }
 
+/** Deploys from a separate process that then exits, as `relayctl deploy` does. */
+async function deployInChild(stateDir: string, network: NetworkMode): Promise<LocalClusterInfo> {
+  const { stdout } = await promisify(execFile)(process.execPath, [DEPLOY_CHILD, stateDir, network], { timeout: 25_000 });
+  const parsed = JSON.parse(stdout) as LocalClusterInfo & { serverPublicKey: string };
+  return { ...parsed, serverPublicKey: Buffer.from(parsed.serverPublicKey, 'base64') };
+}
+
 /**
- * A newcomer's first run, end to end: deploy, devices through the service front, an update by the orchestrator
- * while they talk, teardown.
+ * A newcomer's first run, end to end: deploy (from a process that exits), devices through the service front, an
+ * update by the orchestrator while they talk, recovery by deploying again, teardown. Once per network mode.
  *
- * One replica: with more, the devices whose flows the front (like kube-proxy) moves once the old set is deleted
- * land on any new relay, and the one not holding their session drops them (relay_drops_total{reason=
- * "unknown-session"}); the relays do not forward records of sessions they do not hold. Multi-replica behaviour
- * of the platform itself is covered by contract.test.ts.
+ * Two replicas, so that once the old set is deleted the front (like kube-proxy) moves the flows still pinned to it
+ * onto either new relay: the one that does not hold a device's session claims it from its sibling, found through
+ * the peers file the platform keeps.
  */
-describe('local platform: deploy, devices, an update, teardown', () => {
+describe.each(['pod-ips', 'shared'] as const)('local platform (%s): deploy, devices, an update, recovery, teardown', (network) => {
   let state: Awaited<ReturnType<typeof tempState>>;
   let info: LocalClusterInfo;
   let platform: LocalPlatform | undefined;
   let clients: DtlsClient[] = [];
-  const deploy = { replicas: 1, image: 'relay:1', servicePort: 0, affinityMs: 1_500 };
+  const deploy = { replicas: 2, image: 'relay:1', servicePort: 0, affinityMs: 1_500, network };
 
   beforeAll(async () => {
     state = await tempState();
-    info = await deployLocal({ stateDir: state.dir, ...deploy });
+    info = await deployInChild(state.dir, network);
   });
 
   afterAll(async () => {
@@ -50,9 +64,14 @@ describe('local platform: deploy, devices, an update, teardown', () => {
     await state?.cleanup();
   });
 
-  test('deploy is idempotent, refuses a different fleet or size, and says where devices connect', async () => {
-    expect(info).toMatchObject({ name: 'relay', sets: ['relay-a'], serviceRunning: true, service: { address: '127.0.0.1' } });
+  test('the cluster outlives the process that deployed it; deploy again is idempotent and refuses other fleets or sizes', async () => {
+    expect(info).toMatchObject({ name: 'relay', sets: ['relay-a'], serviceRunning: true, network, service: { address: '127.0.0.1' } });
     expect(info.service.port).toBeGreaterThan(0);
+    platform = await openLocalPlatform({ stateDir: state.dir });
+    const pods = await platform.listPods('relay-a');
+    expect(pods.map((pod) => [pod.name, pod.phase, pod.ready])).toEqual([['relay-a-0', 'Running', true], ['relay-a-1', 'Running', true]]);
+    expect(new URL(pods[0]!.mgmtUrl!).hostname).toMatch(network === 'shared' ? /^127\.0\.0\.1$/ : /^127\.\d+\.\d+\.1$/);
+
     const again = await deployLocal({ stateDir: state.dir, ...deploy });
     expect(again.service).toEqual(info.service);
     expect(again.upstream).toEqual(info.upstream);
@@ -65,13 +84,12 @@ describe('local platform: deploy, devices, an update, teardown', () => {
     expect(await errorCode(openLocalPlatform({ stateDir: join(state.dir, 'nothing-here') }))).toBe('ERR_LOCAL_NOT_DEPLOYED');
   });
 
-  test('devices talk through the service front', async () => {
+  test('devices talk through the service front, spread over the ready relays', async () => {
     clients = await connectDevices({ port: info.service.port, serverPublicKey: info.serverPublicKey, count: 8, concurrency: 4 });
     const replies = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`hello ${i}`))));
     expect(replies.map((r) => r.reply.toString())).toEqual(clients.map((_, i) => `hello ${i}`));
-    platform = await openLocalPlatform({ stateDir: state.dir });
-    const sessions = await Promise.all((await platform.listPods('relay-a')).map(async (pod) => (await platform!.relay.status(pod)).sessions));
-    expect(sessions).toEqual([8]);
+    const sessions = await Promise.all((await platform!.listPods('relay-a')).map(async (pod) => (await platform!.relay.status(pod)).sessions));
+    expect(sessions).toEqual([4, 4]);
   });
 
   test('the orchestrator updates the fleet while devices talk: every session moves, no request is lost, nobody handshakes again', async () => {
@@ -104,7 +122,7 @@ describe('local platform: deploy, devices, an update, teardown', () => {
       from: 'relay-a',
       to: 'relay-b',
     });
-    expect(result.code === 'succeeded' && result.moved.map((m) => m.sessions)).toEqual([8]);
+    expect(result.code === 'succeeded' && result.moved.map((m) => m.sessions)).toEqual([4, 4]);
     // Stragglers really happened: flows stayed on the old relay and were tunnelled until it was deleted.
     expect(events.some((e) => e.type === 'drain-progress' && e.forwardedDatagrams > 0)).toBe(true);
     expect(seen.errors).toBe(0);
@@ -113,18 +131,41 @@ describe('local platform: deploy, devices, an update, teardown', () => {
     expect(await platform!.getSet('relay-a')).toBeNull();
     expect((await platform!.getSet('relay-b'))?.image).toBe('relay:2');
     const pods = await platform!.listPods('relay-b');
-    expect(pods.map((pod) => [pod.name, pod.ready, pod.labels])).toEqual([['relay-b-0', true, { app: 'relay' }]]);
+    expect(pods.map((pod) => [pod.name, pod.ready, pod.labels])).toEqual([
+      ['relay-b-0', true, { app: 'relay' }],
+      ['relay-b-1', true, { app: 'relay' }],
+    ]);
     // After the update the devices reach the new relays directly.
     const after = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`after ${i}`))));
     expect(after.map((r) => r.reply.toString())).toEqual(clients.map((_, i) => `after ${i}`));
     expect((await localClusterInfo({ stateDir: state.dir }))?.sets).toEqual(['relay-b']);
   });
 
+  test('deploy again brings back a service that was stopped (SIGTERM, clean exit) and a relay that died', async () => {
+    const paths = localPaths(state.dir);
+    const service = (await readService(paths))!;
+    process.kill(service.pid, 'SIGTERM');
+    // A clean stop removes its own record.
+    await waitFor('the service to stop', async () => !pidAlive(service.pid) && (await readService(paths)) === null);
+    expect((await localClusterInfo({ stateDir: state.dir }))?.serviceRunning).toBe(false);
+    const relay = (await readPod(paths, 'relay-b-0'))!;
+    process.kill(relay.pid!, 'SIGKILL');
+    await waitFor('relay-b-0 Failed', async () => (await platform!.listPods('relay-b'))[0]?.phase === 'Failed');
+
+    const back = await deployLocal({ stateDir: state.dir, ...deploy, image: 'relay:2' });
+    expect(back).toMatchObject({ serviceRunning: true, service: info.service, sets: ['relay-b'] });
+    const pods = await platform!.listPods('relay-b');
+    expect(pods.map((pod) => [pod.name, pod.phase, pod.ready])).toEqual([['relay-b-0', 'Running', true], ['relay-b-1', 'Running', true]]);
+    // The lone set's relay serves at once: nobody holds sessions it could restore.
+    expect((await platform!.relay.status(pods[0]!)).state).toBe('serving');
+    expect((await readPod(paths, 'relay-b-0'))!.pid).not.toBe(relay.pid);
+  });
+
   test('teardown stops every relay and the service process and keeps only the PKI', async () => {
     await platform?.close();
     platform = undefined;
     const pids = await recordedPids(state.dir);
-    expect(pids.length).toBe(2);
+    expect(pids.length).toBe(3);
     expect(alivePids(pids)).toEqual(pids);
     await teardownLocal({ stateDir: state.dir });
     expect(alivePids(pids)).toEqual([]);
