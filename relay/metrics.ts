@@ -2,29 +2,34 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DropReason, HandshakeFailure } from './dtls/adapter.ts';
 
 /**
- * Prometheus metrics of one relay. Hot-path counters are pre-bound label children, so counting a
- * datagram costs one property increment, not a label lookup.
+ * Traffic counted on the hot path: plain integers, read by Prometheus at scrape time. A profile of
+ * the relay under load showed prom-client's counter increments as the largest JavaScript item
+ * (about 2% of the relay's CPU, eight per round trip); a property increment costs nothing.
  */
+export class TrafficCounters {
+  deviceDatagramsIn = 0;
+  deviceBytesIn = 0;
+  deviceDatagramsOut = 0;
+  deviceBytesOut = 0;
+  upstreamDatagramsOut = 0;
+  upstreamBytesOut = 0;
+  upstreamDatagramsIn = 0;
+  upstreamBytesIn = 0;
+  tunnelIn = 0;
+  tunnelOut = 0;
+}
+
+/** Prometheus metrics of one relay. */
 export class RelayMetrics {
   readonly registry = new Registry();
   private readonly drops: Counter<'reason'>;
   private readonly handshakeFailures: Counter<'reason'>;
   readonly handshakesOk: Counter;
-  readonly deviceDatagramsIn: Counter.Internal;
-  readonly deviceDatagramsOut: Counter.Internal;
-  readonly deviceBytesIn: Counter.Internal;
-  readonly deviceBytesOut: Counter.Internal;
-  readonly upstreamDatagramsOut: Counter.Internal;
-  readonly upstreamDatagramsIn: Counter.Internal;
-  readonly upstreamBytesOut: Counter.Internal;
-  readonly upstreamBytesIn: Counter.Internal;
+  readonly traffic = new TrafficCounters();
   readonly upstreamErrors: Counter;
   readonly sessionsClosed: Counter<'reason'>;
   /** Old relay after a handover: datagrams tunnelled to the successor. */
   readonly forwarded: Counter;
-  /** New relay: datagrams that came through / went out through the predecessor's tunnel. */
-  readonly tunnelIn: Counter.Internal;
-  readonly tunnelOut: Counter.Internal;
   /** Sessions moved between sibling relays because a device's flow moved. */
   readonly claims: Counter<'result'>;
 
@@ -45,22 +50,29 @@ export class RelayMetrics {
     });
     this.handshakesOk = new Counter({ name: 'relay_handshakes_total', help: 'Completed DTLS handshakes', registers: [registry] });
     this.handshakeFailures = new Counter({ name: 'relay_handshake_failures_total', help: 'Failed or refused DTLS handshakes by reason', labelNames: ['reason'], registers: [registry] });
-    const datagrams = new Counter({ name: 'relay_datagrams_total', help: 'Datagrams by direction', labelNames: ['direction'], registers: [registry] });
-    const bytes = new Counter({ name: 'relay_bytes_total', help: 'Bytes by direction (device side: DTLS records; upstream side: payload)', labelNames: ['direction'], registers: [registry] });
-    this.deviceDatagramsIn = datagrams.labels('device_in');
-    this.deviceDatagramsOut = datagrams.labels('device_out');
-    this.upstreamDatagramsOut = datagrams.labels('upstream_out');
-    this.upstreamDatagramsIn = datagrams.labels('upstream_in');
-    this.deviceBytesIn = bytes.labels('device_in');
-    this.deviceBytesOut = bytes.labels('device_out');
-    this.upstreamBytesOut = bytes.labels('upstream_out');
-    this.upstreamBytesIn = bytes.labels('upstream_in');
+    const traffic = this.traffic;
+    // Counters whose value is the plain integer at scrape time (reset, then set by one increment).
+    const scraped = (name: string, help: string, labelName: string, read: () => Record<string, number>): void => {
+      new Counter({
+        name, help, labelNames: [labelName], registers: [registry],
+        collect() {
+          this.reset();
+          for (const [label, value] of Object.entries(read())) this.inc({ [labelName]: label }, value);
+        },
+      });
+    };
+    scraped('relay_datagrams_total', 'Datagrams by direction', 'direction', () => ({
+      device_in: traffic.deviceDatagramsIn, device_out: traffic.deviceDatagramsOut,
+      upstream_out: traffic.upstreamDatagramsOut, upstream_in: traffic.upstreamDatagramsIn,
+    }));
+    scraped('relay_bytes_total', 'Bytes by direction (device side: DTLS records; upstream side: payload)', 'direction', () => ({
+      device_in: traffic.deviceBytesIn, device_out: traffic.deviceBytesOut,
+      upstream_out: traffic.upstreamBytesOut, upstream_in: traffic.upstreamBytesIn,
+    }));
+    scraped('relay_tunnel_datagrams_total', 'Datagrams through the predecessor tunnel, by direction', 'direction', () => ({ in: traffic.tunnelIn, out: traffic.tunnelOut }));
     this.drops = new Counter({ name: 'relay_drops_total', help: 'Datagrams or payloads dropped, by reason', labelNames: ['reason'], registers: [registry] });
     this.upstreamErrors = new Counter({ name: 'relay_upstream_errors_total', help: 'Errors sending to or receiving from the upstream service', registers: [registry] });
     this.forwarded = new Counter({ name: 'relay_forwarded_datagrams_total', help: 'Datagrams forwarded to the successor after a handover (stragglers and queued)', registers: [registry] });
-    const tunnel = new Counter({ name: 'relay_tunnel_datagrams_total', help: 'Datagrams through the predecessor tunnel, by direction', labelNames: ['direction'], registers: [registry] });
-    this.tunnelIn = tunnel.labels('in');
-    this.tunnelOut = tunnel.labels('out');
     this.claims = new Counter({ name: 'relay_session_claims_total', help: 'Session claims between sibling relays: claimed (taken over), unowned (nobody had it), gave (handed to a sibling), refused (bad proof), dropped (claim queue full)', labelNames: ['result'], registers: [registry] });
     this.sessionsClosed = new Counter({ name: 'relay_sessions_closed_total', help: 'Sessions closed, by reason', labelNames: ['reason'], registers: [registry] });
   }

@@ -140,12 +140,12 @@ export class Relay implements HandoverHost, ClaimHost {
       events: {
         reply: (session, payload) => this.onUpstreamReply(session, payload),
         sent: (bytes) => {
-          metrics.upstreamDatagramsOut.inc();
-          metrics.upstreamBytesOut.inc(bytes);
+          metrics.traffic.upstreamDatagramsOut++;
+          metrics.traffic.upstreamBytesOut += bytes;
         },
         received: (bytes) => {
-          metrics.upstreamDatagramsIn.inc();
-          metrics.upstreamBytesIn.inc(bytes);
+          metrics.traffic.upstreamDatagramsIn++;
+          metrics.traffic.upstreamBytesIn += bytes;
         },
         error: (error) => {
           metrics.upstreamErrors.inc();
@@ -243,8 +243,8 @@ export class Relay implements HandoverHost, ClaimHost {
   }
 
   sendToDevice(datagram: Buffer, peer: PeerAddress): void {
-    this.metrics.deviceDatagramsOut.inc();
-    this.metrics.deviceBytesOut.inc(datagram.length);
+    this.metrics.traffic.deviceDatagramsOut++;
+    this.metrics.traffic.deviceBytesOut += datagram.length;
     this.endpoint.send(datagram, peer);
   }
 
@@ -268,7 +268,7 @@ export class Relay implements HandoverHost, ClaimHost {
   onPredecessorFrame(frame: Frame): void {
     const via = this.predecessorVia ?? { tunnel: true, predecessor: 'predecessor' };
     if (frame.kind === FrameKind.deviceDatagram) {
-      this.metrics.tunnelIn.inc();
+      this.metrics.traffic.tunnelIn++;
       this.adapter.receive(frame.payload, frame.peer, via);
     } else if (frame.kind === FrameKind.upstreamReply) {
       const session = this.adapter.getSession(frame.peer);
@@ -293,8 +293,8 @@ export class Relay implements HandoverHost, ClaimHost {
   }
 
   private onDeviceDatagram(datagram: Buffer, peer: PeerAddress, via: Via): void {
-    this.metrics.deviceDatagramsIn.inc();
-    this.metrics.deviceBytesIn.inc(datagram.length);
+    this.metrics.traffic.deviceDatagramsIn++;
+    this.metrics.traffic.deviceBytesIn += datagram.length;
     switch (this.stateValue) {
       case 'handing-over':
         if (!this.queue.push({ kind: 'device', datagram, peer })) this.metrics.drop('paused-overflow');
@@ -323,11 +323,11 @@ export class Relay implements HandoverHost, ClaimHost {
   private transmit(datagram: Buffer, peer: PeerAddress, via: Via): void {
     // A device still routed to the predecessor must hear from the predecessor's address.
     if (via !== null && this.tunnel.send({ kind: FrameKind.toDevice, peer, payload: datagram })) {
-      this.metrics.tunnelOut.inc();
+      this.metrics.traffic.tunnelOut++;
       return;
     }
-    this.metrics.deviceDatagramsOut.inc();
-    this.metrics.deviceBytesOut.inc(datagram.length);
+    this.metrics.traffic.deviceDatagramsOut++;
+    this.metrics.traffic.deviceBytesOut += datagram.length;
     this.endpoint.send(datagram, peer);
   }
 
