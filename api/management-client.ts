@@ -1,7 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type {
   ClaimRequest, ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
-  ReadyzResponse, RestoreRequest, RestoreResponse, StatusResponse,
+  ReadyzResponse, RestoreRequest, RestoreResponse, SessionsResponse, StatusResponse,
 } from './management.ts';
 import { MANAGEMENT_PATHS } from './management.ts';
 
@@ -52,6 +52,10 @@ export class ManagementClient {
 
   status(base: string): Promise<StatusResponse> {
     return this.json<StatusResponse>(base, 'GET', MANAGEMENT_PATHS.status);
+  }
+
+  sessions(base: string, page: { limit?: number; offset?: number } = {}): Promise<SessionsResponse> {
+    return this.json<SessionsResponse>(base, 'GET', `${MANAGEMENT_PATHS.sessions}?limit=${page.limit ?? 100}&offset=${page.offset ?? 0}`);
   }
 
   /** Readiness with its reason; a 503 is an answer here, not an error. */

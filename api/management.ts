@@ -12,6 +12,7 @@ export const MANAGEMENT_PATHS = {
   handover: '/v1/handover',
   precopy: '/v1/handover/precopy',
   claim: '/v1/sessions/claim',
+  sessions: '/v1/sessions',
   handoverCommit: '/v1/handover/commit',
   handoverAbort: '/v1/handover/abort',
 } as const;
@@ -136,4 +137,29 @@ export interface ClaimRequest {
   /** The device's datagram, base64. */
   record: string;
   claimant: string;
+}
+
+/** GET /v1/sessions?limit=N&offset=M: what the relay knows of each session. Never secrets. */
+export interface SessionView {
+  peer: string;
+  deviceId: string;
+  createdAt: number;
+  lastSeenAt: number;
+  recordsIn: number;
+  recordsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Highest authenticated inbound record and last record sent: epoch and 48-bit sequence number. */
+  inbound: { epoch: number; sequence: number };
+  outbound: { epoch: number; sequence: number };
+  /** No native socket right now (idle, or restored and not yet spoken to). */
+  parked: boolean;
+  /** Answers go out through the predecessor's tunnel (the device still reaches the old relay). */
+  viaPredecessor: boolean;
+}
+
+export interface SessionsResponse {
+  total: number;
+  offset: number;
+  sessions: SessionView[];
 }

@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { ManagementClient } from '../api/management-client.ts';
-import type { ReadyzResponse, RelayState, StatusResponse } from '../api/management.ts';
+import type { ReadyzResponse, RelayState, SessionsResponse, SessionView, StatusResponse } from '../api/management.ts';
 import { MANAGEMENT_PATHS } from '../api/management.ts';
 import type { RelayConfig } from './config.ts';
 import { DtlsAdapter } from './dtls/adapter.ts';
@@ -19,7 +19,7 @@ import { TunnelEnd } from './handover/tunnel.ts';
 import { loadServerKey } from './dtls/server-key.ts';
 import { collectGarbageNow } from './memory.ts';
 import { RelayMetrics } from './metrics.ts';
-import { ManagementServer, sendJson } from './mgmt/server.ts';
+import { HttpError, ManagementServer, sendJson } from './mgmt/server.ts';
 import type { PeerAddress, Session, Via } from './session/session.ts';
 import { UdpEndpoint } from './transport/udp-endpoint.ts';
 import { UpstreamForwarder } from './upstream/forwarder.ts';
@@ -198,6 +198,39 @@ export class Relay implements HandoverHost, ClaimHost {
     };
   }
 
+  /** A page of the session table, in table order; limit at most 1,000. */
+  private sessionsPage(query: URLSearchParams): SessionsResponse {
+    const number = (name: string, fallback: number, max: number): number => {
+      const text = query.get(name);
+      const value = text === null ? fallback : Number(text);
+      if (!Number.isInteger(value) || value < 0 || value > max) throw new HttpError(400, 'ERR_BAD_REQUEST', `${name} must be a whole number from 0 to ${max}, got "${text}"`);
+      return value;
+    };
+    const limit = number('limit', 100, 1_000);
+    const offset = number('offset', 0, Number.MAX_SAFE_INTEGER);
+    const sessions: SessionView[] = [];
+    let index = 0;
+    for (const session of this.adapter.allSessions()) {
+      if (index++ < offset) continue;
+      if (sessions.length >= limit) break;
+      sessions.push({
+        peer: session.key,
+        deviceId: session.deviceId,
+        createdAt: session.createdAt,
+        lastSeenAt: session.lastSeenAt,
+        recordsIn: session.recordsIn,
+        recordsOut: session.recordsOut,
+        bytesIn: session.bytesIn,
+        bytesOut: session.bytesOut,
+        inbound: { epoch: session.replay.epoch, sequence: session.replay.top },
+        outbound: { epoch: session.outEpoch, sequence: session.outSequence },
+        parked: session.parked,
+        viaPredecessor: session.via !== null,
+      });
+    }
+    return { total: this.adapter.sessionCount, offset, sessions };
+  }
+
   // --- claim host -------------------------------------------------------------------------------
 
   released(session: Session): void {
@@ -357,6 +390,7 @@ export class Relay implements HandoverHost, ClaimHost {
         },
       })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
+      .add({ method: 'GET', path: MANAGEMENT_PATHS.sessions, handle: (req, res) => sendJson(res, 200, this.sessionsPage(new URL(req.url ?? '/', 'https://relay').searchParams)) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.claim, handle: (req, res) => this.claims.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.restore, handle: (req, res) => this.successor.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.precopy, handle: (req, res) => this.source.precopy(req, res) })

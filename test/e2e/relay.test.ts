@@ -187,6 +187,14 @@ describe('relayd', () => {
     const [client] = await connectDevices({ port: relay.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 1 });
     for (let i = 0; i < 10; i++) await request(client!, Buffer.from(`m${i}`), { retransmit: false });
     const after = await env.operator.metrics(relay.mgmtUrl);
+    // The session view: counters and sequence numbers as both ends saw them, and no secret.
+    const page = await env.operator.sessions(relay.mgmtUrl, { limit: 1_000 });
+    const mine = page.sessions.find((s) => s.deviceId === client!.deviceId);
+    expect(mine).toMatchObject({ recordsIn: 10, recordsOut: 10, parked: false, viaPredecessor: false });
+    expect(mine!.inbound).toEqual({ epoch: 1, sequence: client!.stats.lastOutboundSeq });
+    expect(mine!.outbound).toEqual({ epoch: 1, sequence: client!.stats.lastInboundSeq });
+    expect(JSON.stringify(page)).not.toMatch(/master|random/i);
+    await expect(env.operator.sessions(relay.mgmtUrl, { limit: 5_000 })).rejects.toMatchObject({ status: 400 });
     await closeAll([client]);
     const delta = (name: string): number => metric(after, name) - metric(before, name);
     expect(delta('relay_handshakes_total')).toBe(1);
