@@ -41,7 +41,7 @@ for (const size of sizes) {
     const rssIdle = processUsage(a.child.pid!).rssBytes;
     const load = await env.operator.restore(a.mgmtUrl, { from: predecessorUrl, commitTimeoutMs: 60_000 });
     // Let the transient garbage of the import go before measuring what the sessions themselves hold.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
     const rssParked = processUsage(a.child.pid!).rssBytes;
     const parkedMetrics = await env.operator.metrics(a.mgmtUrl);
     const heapParked = metricValue(parkedMetrics, 'nodejs_heap_size_used_bytes');

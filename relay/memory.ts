@@ -6,18 +6,19 @@ import { runInNewContext } from 'node:vm';
  * stream chunks) that V8 collects lazily, so the pod's RSS would stay near its peak and count
  * against its memory limit. One full collection right after a large restore gives it back.
  */
-let collect: (() => void) | null | undefined;
+let collect: ((options?: object) => void) | null | undefined;
 
-export function collectGarbageNow(): boolean {
+/** `compact`: the last-resort kind of full collection, which also compacts and gives pages back. */
+export function collectGarbageNow(compact = false): boolean {
   if (collect === undefined) {
     try {
       setFlagsFromString('--expose-gc');
-      collect = runInNewContext('gc') as () => void;
+      collect = runInNewContext('gc') as (options?: object) => void;
     } catch {
       collect = null;
     }
   }
   if (collect === null) return false;
-  collect();
+  collect(compact ? { type: 'major', execution: 'sync', flavor: 'last-resort' } : undefined);
   return true;
 }

@@ -292,7 +292,12 @@ export class Relay implements HandoverHost, ClaimHost {
       this.forwardedDatagrams = 0;
       this.lastForwardAt = null;
       this.setState('serving', null);
-      if (this.adapter.sessionCount >= LARGE_RESTORE) setTimeout(() => collectGarbageNow(), 100).unref();
+      if (this.adapter.sessionCount >= LARGE_RESTORE) {
+        // The first collection frees the import's garbage; V8 gives the emptied heap back only on a
+        // later one, once it sees the heap stay small (measured: 214 -> 87 MB of heap at 100k sessions).
+        setTimeout(() => collectGarbageNow(), 100).unref();
+        setTimeout(() => collectGarbageNow(true), 5_000).unref();
+      }
     } else {
       this.setState(outcome.previous, outcome.previous === 'serving' ? null : outcome.reason);
     }

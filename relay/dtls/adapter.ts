@@ -21,7 +21,7 @@
  */
 import { createRequire } from 'node:module';
 import { RelayError } from '../errors.ts';
-import { Arena } from '../session/arena.ts';
+import { Arena, view, type ArenaRef } from '../session/arena.ts';
 import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../session/session.ts';
 import { parseClientCertificate, type ClientCertificate } from './client-certificate.ts';
 import { ContentType, HandshakeType, MAX_SEQUENCE, handshakeTypeOf, readSequence, splitRecords, type RecordView } from './record.ts';
@@ -227,28 +227,28 @@ interface PackedSecrets {
   inEpoch: number;
   outEpoch: number;
   outSeq: number;
-  bytes: Buffer;
+  bytes: ArenaRef;
 }
 
 function pack(secrets: DtlsSecrets, arena: Arena): PackedSecrets {
-  const bytes = arena.alloc(112 + secrets.sessionId.length);
-  bytes.set(secrets.randoms, 0);
-  bytes.set(secrets.master, 64);
-  bytes.set(secrets.sessionId, 112);
+  const bytes = arena.place(112 + secrets.sessionId.length);
+  bytes.slab.set(secrets.randoms, bytes.offset);
+  bytes.slab.set(secrets.master, bytes.offset + 64);
+  bytes.slab.set(secrets.sessionId, bytes.offset + 112);
   return { cipherSuite: secrets.cipherSuite, inEpoch: secrets.inEpoch, outEpoch: secrets.outEpoch, outSeq: secrets.outSeq, bytes };
 }
 
 /** Secrets do not linger in memory once the native socket holds them, or once the session is gone. */
 function wipe(packed: PackedSecrets): void {
-  packed.bytes.fill(0);
+  view(packed.bytes).fill(0);
 }
 
 function unpack(packed: PackedSecrets): DtlsSecrets {
   return {
     cipherSuite: packed.cipherSuite,
-    randoms: packed.bytes.subarray(0, 64),
-    master: packed.bytes.subarray(64, 112),
-    sessionId: packed.bytes.subarray(112),
+    randoms: view(packed.bytes, 0, 64),
+    master: view(packed.bytes, 64, 112),
+    sessionId: view(packed.bytes, 112),
     inEpoch: packed.inEpoch,
     outEpoch: packed.outEpoch,
     outSeq: packed.outSeq,

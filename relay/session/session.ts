@@ -1,5 +1,6 @@
 import { deviceFingerprint } from '../../api/device-identity.ts';
 import type { ReplayWindow } from '../dtls/replay-window.ts';
+import { view, type ArenaRef } from './arena.ts';
 
 /** Where a device's datagrams come from and answers go to. */
 export interface PeerAddress {
@@ -27,8 +28,6 @@ export class Session {
   readonly key: string;
   peer: PeerAddress;
   via: Via;
-  /** SubjectPublicKeyInfo DER of the device key (RFC 7250). */
-  readonly deviceKey: Buffer;
   readonly createdAt: number;
   lastSeenAt: number;
   recordsIn = 0;
@@ -44,17 +43,23 @@ export class Session {
   parked = false;
   /** Slot for the upstream forwarder; the adapter never reads it. */
   upstream: unknown = undefined;
+  readonly #deviceKey: ArenaRef;
   #fingerprint: Buffer | undefined;
   #deviceId: string | undefined;
 
-  constructor(key: string, peer: PeerAddress, via: Via, deviceKey: Buffer, createdAt: number, lastSeenAt: number, replay: ReplayWindow) {
+  constructor(key: string, peer: PeerAddress, via: Via, deviceKey: ArenaRef | Buffer, createdAt: number, lastSeenAt: number, replay: ReplayWindow) {
     this.key = key;
     this.peer = peer;
     this.via = via;
-    this.deviceKey = deviceKey;
+    this.#deviceKey = Buffer.isBuffer(deviceKey) ? { slab: deviceKey, offset: 0, length: deviceKey.length } : deviceKey;
     this.createdAt = createdAt;
     this.lastSeenAt = lastSeenAt;
     this.replay = replay;
+  }
+
+  /** SubjectPublicKeyInfo DER of the device key (RFC 7250): a view made on each call, kept by nobody. */
+  get deviceKey(): Buffer {
+    return view(this.#deviceKey);
   }
 
   /** SHA-256 of the device key: what upstream prefixing carries. */
