@@ -20,6 +20,7 @@
  * UDP socket, the straggler tunnel and the tests all drive the same code.
  */
 import { createRequire } from 'node:module';
+import type { DtlsSessionState } from '../../api/state-format.ts';
 import { RelayError } from '../errors.ts';
 import { Arena, view, type ArenaRef } from '../session/arena.ts';
 import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../session/session.ts';
@@ -86,18 +87,11 @@ function loadBinding(): NativeBinding {
 
 let binding: NativeBinding | undefined;
 
-/** The DTLS secrets of an established session: what node-mbed-dtls needs to resume it elsewhere. */
-export interface DtlsSecrets {
-  cipherSuite: number;
-  /** client_random | server_random, 64 bytes. */
-  randoms: Buffer;
-  sessionId: Buffer;
-  master: Buffer;
-  inEpoch: number;
-  outEpoch: number;
-  /** Next outbound sequence number. */
-  outSeq: number;
-}
+/**
+ * The DTLS secrets of an established session: what node-mbed-dtls needs to resume it elsewhere.
+ * The same shape the state format carries.
+ */
+export type DtlsSecrets = DtlsSessionState;
 
 /** Everything a successor relay needs to serve a session without a handshake. */
 export interface ExportedSession {

@@ -4,27 +4,12 @@
  * Pure: no I/O, and it never touches node-mbed-dtls.
  */
 
+import { ContentType } from '../../client/dtls/constants.ts';
+
 export const RECORD_HEADER_LENGTH = 13;
 
-export const ContentType = {
-  changeCipherSpec: 20,
-  alert: 21,
-  handshake: 22,
-  applicationData: 23,
-} as const;
-
-export const HandshakeType = {
-  clientHello: 1,
-  serverHello: 2,
-  helloVerifyRequest: 3,
-  certificate: 11,
-  serverKeyExchange: 12,
-  certificateRequest: 13,
-  serverHelloDone: 14,
-  certificateVerify: 15,
-  clientKeyExchange: 16,
-  finished: 20,
-} as const;
+// The wire constants are the device client's: both ends of the same protocol.
+export { ContentType, HandshakeType } from '../../client/dtls/constants.ts';
 
 /** 2^48 - 1: the largest DTLS record sequence number. */
 export const MAX_SEQUENCE = 0xffff_ffff_ffff;

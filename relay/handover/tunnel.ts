@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { PeerAddress } from '../session/session.ts';
+import { bindUdp, closeUdp } from '../transport/udp.ts';
 import { TunnelSealer, type Frame, type Role } from './tunnel-codec.ts';
 
 /**
@@ -36,19 +37,7 @@ export class TunnelEnd {
   private readonly host: string;
 
   async listen(port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(port, this.host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
-    try {
-      this.socket.setRecvBufferSize(4 * 1024 * 1024);
-      this.socket.setSendBufferSize(4 * 1024 * 1024);
-    } catch {
-      // capped by the kernel; fine
-    }
+    await bindUdp(this.socket, port, this.host);
     return this.socket.address().port;
   }
 
@@ -82,16 +71,9 @@ export class TunnelEnd {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    return closeUdp(this.socket);
   }
 }
-
 /** A udp4 socket cannot send to '::ffff:1.2.3.4' (what an IPv6 HTTP server reports for IPv4 peers). */
 function normalizeForSocket(address: string, family: string): string {
   if (family === 'IPv4' && address.startsWith('::ffff:')) return address.slice(7);

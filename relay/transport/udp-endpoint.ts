@@ -1,11 +1,9 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { PeerAddress } from '../session/session.ts';
+import { bindUdp, closeUdp } from './udp.ts';
 
-/**
- * The device-facing UDP socket. IPv4 or IPv6 by the bind address ('::' is dual-stack on Linux).
- * Socket buffers are raised because a handover releases a burst of queued datagrams at once.
- */
+/** The device-facing UDP socket. IPv4 or IPv6 by the bind address ('::' is dual-stack on Linux). */
 export class UdpEndpoint {
   private readonly socket: dgram.Socket;
 
@@ -19,20 +17,7 @@ export class UdpEndpoint {
   private readonly host: string;
 
   async listen(port: number): Promise<PeerAddress> {
-    await new Promise<void>((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind(port, this.host, () => {
-        this.socket.off('error', reject);
-        resolve();
-      });
-    });
-    for (const set of [(size: number) => this.socket.setRecvBufferSize(size), (size: number) => this.socket.setSendBufferSize(size)]) {
-      try {
-        set(4 * 1024 * 1024);
-      } catch {
-        // The kernel caps it at net.core.[rw]mem_max; the default still works, just with less slack.
-      }
-    }
+    await bindUdp(this.socket, port, this.host);
     const address = this.socket.address();
     return { address: address.address, port: address.port };
   }
@@ -42,12 +27,6 @@ export class UdpEndpoint {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    return closeUdp(this.socket);
   }
 }
