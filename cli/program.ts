@@ -2,6 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { isOrchestratorError } from '../orchestrator/index.ts';
 import { VERSION } from '../relay/version.ts';
+import { BENCH_DEFAULTS, benchCommand, type BenchFlags } from './commands/bench.ts';
 import type { CommandContext } from './commands/context.ts';
 import { controlCommand } from './commands/control.ts';
 import { DEFAULT_IMAGE, DEFAULT_REPLICAS, deployCommand, teardownCommand, type DeployFlags } from './commands/deploy.ts';
@@ -164,6 +165,25 @@ function buildProgram(io: Io, dependencies: RunDependencies, setExitCode: (code:
       `${exitCodesHelp()}  demo: 0 only when the update succeeded and the devices saw no error, no handshake during the update and\n  no unanswered request; 1 when the update succeeded but the devices noticed.\n`,
     )
     .action(act<DemoFlags>(demoCommand));
+
+  program
+    .command('bench')
+    .description('load a fleet with simulated devices (one DTLS session each, CoAP-style confirmable requests and retransmissions) and report what they saw: a line every interval, round-trip percentiles at the end')
+    .option('--clients <n>', 'simulated devices', positiveIntegerArg, BENCH_DEFAULTS.clients)
+    .option('--payload <bytes>', 'request size (the echo answers with the same bytes), 16 to 800', positiveIntegerArg, BENCH_DEFAULTS.payloadBytes)
+    .option('--rate <n>', 'at most this many requests per second over all devices (default: no cap; each device sends its next request when the answer came)', positiveIntegerArg)
+    .option('--handshake-rate <n>', 'start-up handshakes per second, so that connecting does not swamp the relays', positiveIntegerArg, BENCH_DEFAULTS.handshakeRate)
+    .addOption(new Option('--interval <duration>', 'one line on stderr every interval').argParser(durationArg()).default(BENCH_DEFAULTS.intervalMs, '10s'))
+    .addOption(new Option('--duration <duration>', 'length of the measured run, after the start-up').argParser(durationArg()).default(BENCH_DEFAULTS.durationMs, '1m'))
+    .option('--workers <n>', 'load-generator worker threads (default: one per core)', positiveIntegerArg)
+    .option('--target <host:port>', 'benchmark this address instead of the local cluster in --state-dir (needs --server-key)')
+    .option('--server-key <file>', "the relays' DTLS public key that devices pin, SPKI DER or PEM (with --target)")
+    .addHelpText(
+      'after',
+      `\nEach line: N requests (R reqs/s, n retransmissions (x%), e transmission errors (y%), h handshakes, C clients)\n` +
+        `  N requests answered in the interval; x and y are shares of N, as in Californium's benchmark client.\n${exitCodesHelp()}`,
+    )
+    .action(act<BenchFlags>(benchCommand));
 
   return program;
 }

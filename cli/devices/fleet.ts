@@ -9,7 +9,9 @@ import { DtlsClient, generateDeviceKey, type DeviceKey } from '../../client/inde
  * handshakes again.
  *
  * Everything the devices saw is counted in plain numbers (FleetCounters) that can be subtracted (windows) and
- * added (mergeCounters), so a load generator can later run one DeviceFleet per worker thread and sum them.
+ * added (mergeCounters), so a load generator (cli/bench) runs one DeviceFleet per worker thread and sums them.
+ * A load generator also caps the request rate and paces the start-up handshakes (gates), and records every
+ * round trip in its own histogram (a recorder).
  */
 
 /** CoAP transmission parameters (RFC 7252, 4.8). */
@@ -20,6 +22,16 @@ export interface ExchangeParams {
 }
 
 export const COAP_EXCHANGE: Readonly<ExchangeParams> = Object.freeze({ ackTimeoutMs: 2000, ackRandomFactor: 1.5, maxRetransmit: 4 });
+
+/** A rate cap (cli/bench/pacer.ts): undefined means go now, a promise resolves when it is the caller's turn. */
+export interface Gate {
+  take(): Promise<void> | undefined;
+}
+
+/** Where every answered request's round trip goes (a histogram per worker thread). */
+export interface LatencyRecorder {
+  recordMs(ms: number): void;
+}
 
 export interface FleetOptions {
   host: string;
@@ -39,6 +51,18 @@ export interface FleetOptions {
   random?: () => number;
   /** Monotonic milliseconds, for latencies. */
   now?: () => number;
+  /** Every request waits for it before its first transmission (retransmissions do not): a rate cap. */
+  requestGate?: Gate;
+  /** connect() starts each handshake only when it lets it (start-up pacing); later re-handshakes are not paced. */
+  handshakeGate?: Gate;
+  latency?: LatencyRecorder;
+}
+
+export interface ConnectResult {
+  connected: number;
+  failed: number;
+  /** The last handshake failure (a DtlsClientError, whose code says why), or null. */
+  lastError: Error | null;
 }
 
 export interface FleetCounters {
@@ -111,7 +135,11 @@ export interface StopResult {
 }
 
 export class DeviceFleet {
-  readonly #options: Required<Omit<FleetOptions, 'exchange'>> & { exchange: ExchangeParams };
+  readonly #options: Required<Omit<FleetOptions, 'exchange' | 'requestGate' | 'handshakeGate' | 'latency'>> & { exchange: ExchangeParams };
+  readonly #requestGate: Gate | null;
+  readonly #handshakeGate: Gate | null;
+  readonly #latency: LatencyRecorder | null;
+  #lastHandshakeError: Error | null = null;
   readonly #devices: Device[];
   readonly #counters = zeroCounters();
   readonly #windows = new Set<{ max: number }>();
@@ -135,6 +163,9 @@ export class DeviceFleet {
       random: options.random ?? Math.random,
       now: options.now ?? (() => performance.now()),
     };
+    this.#requestGate = options.requestGate ?? null;
+    this.#handshakeGate = options.handshakeGate ?? null;
+    this.#latency = options.latency ?? null;
     this.#devices = Array.from({ length: options.devices }, (_, index) => ({ index, key: generateDeviceKey(), client: null, sequence: 0, pending: null }));
   }
 
@@ -169,18 +200,33 @@ export class DeviceFleet {
     };
   }
 
-  /** Handshakes every device, a few at a time. Rejects when a device cannot connect: the relays are not there. */
-  async connect(): Promise<void> {
+  /** Why the last handshake failed (a DtlsClientError), or null. */
+  get lastHandshakeError(): Error | null {
+    return this.#lastHandshakeError;
+  }
+
+  /**
+   * Handshakes every device, a few at a time (and no faster than the handshake gate lets). Rejects when a device
+   * cannot connect: the relays are not there. With `tolerateFailures` it goes on instead and reports how many
+   * failed; those devices handshake again from their request loop once the fleet starts.
+   */
+  async connect(options: { tolerateFailures?: boolean } = {}): Promise<ConnectResult> {
     let next = 0;
+    let failed = 0;
     const worker = async (): Promise<void> => {
       while (next < this.#devices.length) {
         const device = this.#devices[next++] as Device;
-        if (!(await this.#handshake(device))) {
-          throw new Error(`device ${device.index} could not handshake with ${this.#options.host}:${this.#options.port}`);
+        await this.#handshakeGate?.take();
+        if (await this.#handshake(device)) continue;
+        failed++;
+        if (!options.tolerateFailures) {
+          const cause = this.#lastHandshakeError;
+          throw new Error(`device ${device.index} could not handshake with ${this.#options.host}:${this.#options.port}${cause === null ? '' : `: ${cause.message}`}`, { cause });
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#options.connectConcurrency, this.#devices.length) }, worker));
+    return { connected: this.#devices.length - failed, failed, lastError: this.#lastHandshakeError };
   }
 
   /** Starts every device's request loop. */
@@ -232,6 +278,7 @@ export class DeviceFleet {
           continue;
         }
       }
+      if (this.#requestGate !== null && !(await this.#waitTurn(this.#requestGate))) return;
       const outcome = await this.#exchange(device);
       if (outcome === 'stopped') return;
       if (outcome === 'error') {
@@ -254,8 +301,9 @@ export class DeviceFleet {
     device.client = client;
     try {
       await client.connect();
-    } catch {
+    } catch (error) {
       this.#counters.handshakeFailures++;
+      this.#lastHandshakeError = error as Error;
       return false;
     }
     this.#counters.handshakes++;
@@ -293,6 +341,7 @@ export class DeviceFleet {
           this.#counters.answered++;
           this.#counters.latencySumMs += latency;
           this.#counters.latencyMaxMs = Math.max(this.#counters.latencyMaxMs, latency);
+          this.#latency?.recordMs(latency);
           for (const window of this.#windows) window.max = Math.max(window.max, latency);
         } else if (outcome === 'error') {
           this.#counters.transmissionErrors++;
@@ -324,6 +373,19 @@ export class DeviceFleet {
       device.pending = pending;
       if (transmit()) arm();
     });
+  }
+
+  /** Waits for the gate; false when the fleet stopped meanwhile. */
+  async #waitTurn(gate: Gate): Promise<boolean> {
+    const turn = gate.take();
+    if (turn !== undefined) {
+      const signal = this.#wake.signal;
+      if (signal.aborted) return false;
+      let onAbort: (() => void) | undefined;
+      await Promise.race([turn, new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }))]);
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+    return this.#running;
   }
 
   /** Sleeps, or returns early when the fleet stops. */
