@@ -4,10 +4,9 @@ import type { DtlsClient } from '../../../client/index.ts';
 import { ErrorCode, isLockHeldError } from '../../../orchestrator/errors.ts';
 import { deployLocal, openLocalPlatform, type LocalClusterInfo, type LocalPlatform } from '../../../orchestrator/platform/local/index.ts';
 import { localPaths, peersFile, podFile, readPod } from '../../../orchestrator/platform/local/state.ts';
-import { pidAlive } from '../../../orchestrator/platform/local/processes.ts';
 import type { PodInfo, PodPhase, SetInfo } from '../../../orchestrator/platform/platform.ts';
 import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
-import { codeOf, sleep, tempState, waitFor } from './helpers.ts';
+import { alivePids, codeOf, sleep, tempState, waitFor } from './helpers.ts';
 
 /**
  * The behaviours the orchestrator relies on (the same ones test/fakes/platform.ts models), against real relayd
@@ -204,7 +203,7 @@ describe('local platform: the Platform contract against real relays', () => {
     expect(await platform.getSet('relay-b')).toBeNull();
     expect(await platform.listPods('relay-b')).toEqual([]);
     expect(await platform.listPods('relay-x')).toEqual([]);
-    expect(pids.filter((pid) => pidAlive(pid))).toEqual([]);
+    expect(alivePids(pids)).toEqual([]);
     expect(await peers()).toEqual(await endpoints('relay-a'));
     await expect(readFile(podFile(localPaths(state.dir), 'relay-b-0'))).rejects.toThrow(/ENOENT/);
     await platform.deleteSet('relay-b');

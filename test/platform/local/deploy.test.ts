@@ -15,10 +15,9 @@ import {
   type LocalPlatform,
   type NetworkMode,
 } from '../../../orchestrator/platform/local/index.ts';
-import { pidAlive } from '../../../orchestrator/platform/local/processes.ts';
 import { localPaths, readPod, readService } from '../../../orchestrator/platform/local/state.ts';
 import { closeAll, connectDevices, request, startLoad, type LoadResult } from '../../helpers/devices.ts';
-import { alivePids, recordedPids, tempState, waitFor } from './helpers.ts';
+import { alivePids, recordedPids, running, tempState, waitFor } from './helpers.ts';
 
 const DEPLOY_CHILD = fileURLToPath(new URL('./deploy-child.ts', import.meta.url));
 
@@ -146,7 +145,7 @@ describe.each(['pod-ips', 'shared'] as const)('local platform (%s): deploy, devi
     const service = (await readService(paths))!;
     process.kill(service.pid, 'SIGTERM');
     // A clean stop removes its own record.
-    await waitFor('the service to stop', async () => !pidAlive(service.pid) && (await readService(paths)) === null);
+    await waitFor('the service to stop', async () => !running(service.pid) && (await readService(paths)) === null);
     expect((await localClusterInfo({ stateDir: state.dir }))?.serviceRunning).toBe(false);
     const relay = (await readPod(paths, 'relay-b-0'))!;
     process.kill(relay.pid!, 'SIGKILL');

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,8 +49,24 @@ export async function recordedPids(stateDir: string): Promise<number[]> {
   return pids;
 }
 
+/**
+ * Whether `pid` still runs. A zombie does not: a relay this test process started (deploy restarting it) stays a
+ * zombie until libuv reaps it, and kill(pid, 0) still succeeds on one.
+ */
+export function running(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/stat') ? false : pidAlive(pid);
+  }
+  // "pid (comm) S ...": the state follows the last ')', since comm may contain one.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
+}
+
 export function alivePids(pids: readonly number[]): number[] {
-  return pids.filter((pid) => pidAlive(pid));
+  return pids.filter((pid) => running(pid));
 }
 
 /** A temp state folder; `cleanup` tears the cluster down (even a half-deployed one) and removes the folder. */
