@@ -14,7 +14,7 @@
  */
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,7 @@ import { answeredRate, formatShare, intervalLine, intervalOf, joinIntervals, lat
 import { Sampler } from '../cli/bench/sampler.ts';
 import { diffCounters, type FleetCounters } from '../cli/devices/fleet.ts';
 import { runUpdate, type Platform, type PodInfo, type RunResult, type UpdateEvent } from '../orchestrator/index.ts';
-import { deployLocal, openLocalPlatform, teardownLocal, type LocalClusterInfo, type LocalPlatform } from '../orchestrator/platform/local/index.ts';
+import { deployLocal, openLocalPlatform, teardownLocal, type LocalPlatform } from '../orchestrator/platform/local/index.ts';
 import { operatorClientTlsOptions } from '../orchestrator/platform/local/pki.ts';
 import { fmt, machine, mib } from './lib.ts';
 
@@ -153,7 +153,7 @@ async function runScenario(mode: Mode): Promise<RunReport> {
       ...(PROFILE_DIR === undefined ? {} : { workerExecArgv: ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, mode)}`] }),
     });
     const startup = await startUp(load);
-    return await measureRun(mode, stateDir, info, load, platform, mgmt, startup);
+    return await measureRun(mode, stateDir, load, platform, mgmt, startup);
   } finally {
     delete process.env['NODE_OPTIONS'];
     await load?.close();
@@ -234,7 +234,7 @@ class Timeline {
   }
 }
 
-async function measureRun(mode: Mode, stateDir: string, info: LocalClusterInfo, load: LoadGenerator, platform: LocalPlatform, mgmt: ManagementClient, startup: RunReport['startup']): Promise<RunReport> {
+async function measureRun(mode: Mode, stateDir: string, load: LoadGenerator, platform: LocalPlatform, mgmt: ManagementClient, startup: RunReport['startup']): Promise<RunReport> {
   const atRunStart = await load.sample();
   const timeline = new Timeline(atRunStart.at);
   const usage: UsageByPhase = { cpu: new Map(), rss: new Map(), machineCoreSeconds: new Map(), seconds: new Map() };
@@ -288,7 +288,6 @@ async function measureRun(mode: Mode, stateDir: string, info: LocalClusterInfo, 
   timeline.finish();
   const stopped = await load.stop(STOP_GRACE_MS);
   latency.get('tail')!.add(stopped.sample.latency);
-  void info;
   return {
     mode,
     startup,
@@ -535,7 +534,13 @@ function printRun(report: RunReport): void {
   for (const group of groups) {
     say(`  ${group.padEnd(24)}${PHASES.map((phase) => percentOfCore(report.usage.cpu.get(group)?.get(phase), report.usage.seconds.get(phase)).padStart(12)).join('')}`);
   }
-  say(`  ${'machine (2 cores = 200%)'.padEnd(24)}${PHASES.map((phase) => percentOfCore(report.usage.machineCoreSeconds.get(phase), report.usage.seconds.get(phase)).padStart(12)).join('')}`);
+  // What the machine spent beyond our processes: other work on the host competes for the same 2 cores.
+  const ours = (phase: Phase): number => groups.reduce((sum, group) => sum + (report.usage.cpu.get(group)?.get(phase) ?? 0), 0);
+  say(`  ${'other processes'.padEnd(24)}${PHASES.map((phase) => {
+    const machineSeconds = report.usage.machineCoreSeconds.get(phase);
+    return percentOfCore(machineSeconds === undefined ? undefined : Math.max(0, machineSeconds - ours(phase)), report.usage.seconds.get(phase)).padStart(12);
+  }).join('')}`);
+  say(`  ${`machine (${availableParallelism()} cores = ${availableParallelism() * 100}%)`.padEnd(24)}${PHASES.map((phase) => percentOfCore(report.usage.machineCoreSeconds.get(phase), report.usage.seconds.get(phase)).padStart(12)).join('')}`);
   say(`${'RSS (largest)'.padEnd(26)}${PHASES.map((phase) => phaseLabel(phase).padStart(12)).join('')}`);
   for (const group of groups) {
     say(`  ${group.padEnd(24)}${PHASES.map((phase) => {

@@ -1,5 +1,6 @@
 import { diffCounters, type FleetCounters } from '../devices/fleet.ts';
 import { LatencyHistogram, type LatencySummary } from '../bench/histogram.ts';
+import { UsageMonitor, localProcesses } from '../bench/local-usage.ts';
 import { LoadGenerator, type LoadSample, type StartupResult } from '../bench/load.ts';
 import { formatShare, intervalJson, intervalLine, intervalOf, latencyLine, shareOfAnswered, windowLine, worstWindow, type Interval } from '../bench/report.ts';
 import { Sampler } from '../bench/sampler.ts';
@@ -107,13 +108,15 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
     say(`start-up: ${startup.connected}/${flags.clients} clients connected in ${seconds(startup.durationMs)} (${Math.round(startup.connected / (startup.durationMs / 1000))} handshakes/s)` +
       (startup.failed === 0 ? '' : `, ${startup.failed} handshakes failed (those devices try again during the run)`));
 
+    // On a local cluster, where its CPU went during the measured run: relays, service, this load generator.
+    const usage = target.kind === 'local' ? new UsageMonitor(() => [...localProcesses(globals.stateDir), { name: 'load generator', group: 'load generator', pid: process.pid }]) : null;
     const run = await measure(load, flags, atRunStart, stop.signal, {
       onStart: (at) => (runStartedAt = at),
       onInterval: (interval) => say(intervalLine(interval)),
       onTick: (sample, tickMs, elapsedMs) => live?.show(statusLines(style, sample, tickMs, elapsedMs, flags)),
     });
     live?.close();
-    const summary = summarize(target, flags, load.workers, startup, run);
+    const summary = summarize(target, flags, load.workers, startup, run, usage === null ? null : cpuShares(usage));
     if (globals.output === 'json') io.stdout.write(`${jsonLine(summary)}\n`);
     else io.stdout.write(summaryText(summary, run, createStyle(colorEnabled(io, io.stdout, globals.color))));
     return stop.signal.aborted ? ExitCode.Interrupted : ExitCode.Success;
@@ -286,9 +289,23 @@ export interface BenchSummary {
   };
   intervals: Record<string, unknown>[];
   loadGenerator: { loopDelayMaxMs: number; utilization: number[] };
+  /** Local targets only: CPU of the cluster's processes and of this one during the measured run, in percent of one core. */
+  cpu: { percentOfCore: Record<string, number>; machinePercent: number | null } | null;
 }
 
-function summarize(target: BenchTarget, flags: BenchFlags, workers: number, startup: StartupResult, run: MeasuredRun): BenchSummary {
+/** Percent of one core per group (relay sets, service, load generator) and for the whole machine, since the monitor began. */
+function cpuShares(monitor: UsageMonitor): BenchSummary['cpu'] {
+  const delta = monitor.sample();
+  const groups: Record<string, number> = {};
+  for (const entry of delta.cpu.values()) groups[entry.group] = (groups[entry.group] ?? 0) + entry.cpuSeconds;
+  const percent = (cpuSeconds: number): number => Math.round((100 * cpuSeconds) / Math.max(0.001, delta.seconds));
+  return {
+    percentOfCore: Object.fromEntries(Object.entries(groups).map(([group, seconds]) => [group, percent(seconds)])),
+    machinePercent: delta.machineCores === null ? null : Math.round(100 * delta.machineCores),
+  };
+}
+
+function summarize(target: BenchTarget, flags: BenchFlags, workers: number, startup: StartupResult, run: MeasuredRun, cpu: BenchSummary['cpu']): BenchSummary {
   const { counters } = run;
   return {
     type: 'bench-summary',
@@ -319,6 +336,7 @@ function summarize(target: BenchTarget, flags: BenchFlags, workers: number, star
     },
     intervals: run.intervals.map(intervalJson),
     loadGenerator: { loopDelayMaxMs: Math.round(run.loopDelayMaxMs), utilization: run.utilization.map((value) => Math.round(value * 1000) / 1000) },
+    cpu,
   };
 }
 
@@ -336,6 +354,10 @@ function summaryText(summary: BenchSummary, run: MeasuredRun, style: Style): str
     ['unanswered at the end', mark(figures.unanswered)],
     ['load generator', `event-loop delay at most ${summary.loadGenerator.loopDelayMaxMs} ms; worker threads busy ${summary.loadGenerator.utilization.map((value) => `${Math.round(value * 100)}%`).join(', ')}`],
   ];
+  if (summary.cpu !== null) {
+    const groups = Object.entries(summary.cpu.percentOfCore).map(([group, percent]) => `${group} ${percent}%`).join(', ');
+    rows.push(['CPU (% of a core)', `${groups}${summary.cpu.machinePercent === null ? '' : `; whole machine ${summary.cpu.machinePercent}%`}`]);
+  }
   const width = Math.max(...rows.map(([label]) => label.length));
   return `\n${rows.map(([label, text]) => `${style.dim(label.padEnd(width))}  ${text}`).join('\n')}\n`;
 }
