@@ -164,6 +164,8 @@ export interface MeasuredRun {
   /** Counters of the measured run: from the end of the start-up to the end of the stop grace. */
   counters: FleetCounters;
   latency: LatencyHistogram;
+  /** Requests in flight when the run ended that were answered during the stop grace (not counted in the run). */
+  answeredAfterEnd: number;
   unanswered: number;
   clients: number;
   loopDelayMaxMs: number;
@@ -199,7 +201,9 @@ async function measure(load: LoadGenerator, flags: BenchFlags, atRunStart: LoadS
     intervalStartAt = pending.at(-1)!.at;
     pending = [];
   };
+  let lastSample = atRunStart;
   const take = (sample: LoadSample): void => {
+    lastSample = sample;
     latency.add(sample.latency);
     loopDelayMaxMs = Math.max(loopDelayMaxMs, sample.loopDelayMaxMs);
     sample.utilization.forEach((value, index) => (utilizationSums[index]! += value));
@@ -233,17 +237,18 @@ async function measure(load: LoadGenerator, flags: BenchFlags, atRunStart: LoadS
     pending.push(last);
   }
   closeInterval();
-  const stopped = await load.stop(STOP_GRACE_MS);
-  take(stopped.sample);
-  const counters = diffCounters(stopped.sample.totals, atRunStart.totals);
+  // The run's figures are those of its intervals; the stop grace only settles the requests still in flight.
+  const counters = diffCounters(lastSample.totals, atRunStart.totals);
   counters.latencyMaxMs = latency.maxMs() ?? 0;
+  const stopped = await load.stop(STOP_GRACE_MS);
   return {
-    durationMs: stopped.sample.at - origin,
+    durationMs: lastSample.at - origin,
     intervals,
     counters,
     latency,
+    answeredAfterEnd: stopped.sample.delta.answered,
     unanswered: stopped.unanswered,
-    clients: stopped.sample.clients,
+    clients: lastSample.clients,
     loopDelayMaxMs,
     utilization: utilizationSums.map((sum) => sum / Math.max(1, ticks)),
   };
@@ -283,6 +288,7 @@ export interface BenchSummary {
     handshakeFailures: number;
     sessionsLost: number;
     duplicates: number;
+    answeredAfterEnd: number;
     unanswered: number;
     clients: number;
     latency: LatencySummary;
@@ -330,6 +336,7 @@ function summarize(target: BenchTarget, flags: BenchFlags, workers: number, star
       handshakeFailures: counters.handshakeFailures,
       sessionsLost: counters.sessionsLost,
       duplicates: counters.duplicates,
+      answeredAfterEnd: run.answeredAfterEnd,
       unanswered: run.unanswered,
       clients: run.clients,
       latency: run.latency.summary(),
@@ -351,7 +358,7 @@ function summaryText(summary: BenchSummary, run: MeasuredRun, style: Style): str
       `${mark(figures.transmissionErrors)} transmission errors (${formatShare(figures.transmissionErrorPercent)}), ${figures.handshakes} handshakes`],
     ['round trip', latencyLine(figures.latency)],
     ['worst interval', windowLine(worstWindow(run.intervals, 1))],
-    ['unanswered at the end', mark(figures.unanswered)],
+    ['in flight at the end', `${n(figures.answeredAfterEnd)} answered within ${seconds(STOP_GRACE_MS)}, ${mark(figures.unanswered)} unanswered`],
     ['load generator', `event-loop delay at most ${summary.loadGenerator.loopDelayMaxMs} ms; worker threads busy ${summary.loadGenerator.utilization.map((value) => `${Math.round(value * 100)}%`).join(', ')}`],
   ];
   if (summary.cpu !== null) {
