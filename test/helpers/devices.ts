@@ -76,6 +76,8 @@ export interface LoadResult {
   answered: number;
   retransmissions: number;
   errors: number;
+  /** The first few error messages, to say what went wrong. */
+  errorSamples?: string[];
 }
 
 /**
@@ -95,8 +97,9 @@ export function startLoad(clients: DtlsClient[], options: { payloadBytes?: numbe
         const outcome = await request(client, body, { timeoutMs: 2_000 * (1 + 2 + 4 + 8 + 16) });
         result.answered++;
         result.retransmissions += outcome.retransmissions;
-      } catch {
+      } catch (error) {
         result.errors++;
+        (result.errorSamples ??= []).length < 5 && result.errorSamples!.push((error as Error).message);
       }
       if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
       else await new Promise((resolve) => setImmediate(resolve));
