@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
 import type { NetworkMode } from './state.ts';
@@ -90,11 +91,39 @@ export async function checkPodPortsFree(pod: string, address: string, dtlsPort: 
   }
 }
 
-/** A currently free port on 127.0.0.1 for shared mode (freed again at once; the relay binds it a moment later). */
-export async function freePort(kind: 'udp' | 'tcp', avoid: ReadonlySet<number>): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = kind === 'udp' ? await probeUdp(HOST_ADDRESS, 0) : await probeTcp(HOST_ADDRESS, 0);
-    if (!avoid.has(port)) return port;
+/**
+ * The kernel's ephemeral port range (what bind(0) hands out): Linux says; elsewhere IANA's, which BSD and macOS use.
+ */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+  } catch {
+    // not Linux
   }
-  throw new LocalPlatformError(LocalErrorCode.AddressInUse, `no free ${kind} port on ${HOST_ADDRESS} after 20 attempts`);
+  return { low: 49152, high: 65535 };
+}
+
+/** Lowest port a stable port is taken from: above the well-known and the usual registered service ports. */
+const STABLE_LOW = 15_000;
+
+/**
+ * A free port on `address` that stays free for us: taken from below the ephemeral range, so no socket bound to
+ * port 0 (a relay's upstream socket, a device) can take it while our process is down, and a service or relay that
+ * restarts binds it again. For ports that are recorded and reused: the service front, the upstream, shared-mode
+ * pods. Random, then probed.
+ */
+export async function stablePort(kind: 'udp' | 'tcp', avoid: ReadonlySet<number>, address = HOST_ADDRESS): Promise<number> {
+  const high = Math.min(ephemeralRange().low, 32_768) - 1;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = STABLE_LOW + Math.floor(Math.random() * (high - STABLE_LOW + 1));
+    if (avoid.has(port)) continue;
+    try {
+      await (kind === 'udp' ? probeUdp(address, port) : probeTcp(address, port));
+      return port;
+    } catch {
+      // taken: try another
+    }
+  }
+  throw new LocalPlatformError(LocalErrorCode.AddressInUse, `no free ${kind} port on ${address} between ${STABLE_LOW} and ${high} after 50 attempts`);
 }

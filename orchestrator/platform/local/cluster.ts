@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, subnetFor } from './addresses.ts';
+import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, stablePort, subnetFor } from './addresses.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
 import { LocalPlatform } from './local-platform.ts';
 import { ensureLocalPki, localPkiPaths } from './pki.ts';
@@ -60,7 +60,10 @@ export interface DeployOptions extends LocalOptions {
   replicas: number;
   /** A version label locally: every set runs this checkout's relayd. */
   image: string;
-  /** UDP port of the service front on 127.0.0.1. Default 5684; 0 picks a free one (kept across restarts). */
+  /**
+   * UDP port of the service front on 127.0.0.1. Default 5684; 0 picks a free one below the ephemeral range, so
+   * that it is still free when the service restarts. Recorded at the first deploy.
+   */
   servicePort?: number;
   /** How long an idle device flow stays on its relay (kube-proxy's UDP conntrack timeout). Default 30 s. */
   affinityMs?: number;
@@ -123,11 +126,7 @@ export async function deployLocal(options: DeployOptions): Promise<LocalClusterI
   await ensureLayout(paths);
   await withStateLock(paths.lock, async () => {
     const cluster = await ensureClusterRecord(paths, spec);
-    const service = await ensureService(paths, cluster, deadline);
-    // The first start may have picked free ports: keep them, so restarts of the service and relays agree.
-    if (service.service.port !== cluster.service.port || service.upstream.port !== cluster.upstream.port) {
-      await writeJsonAtomic(paths.cluster, { ...cluster, service: service.service, upstream: service.upstream });
-    }
+    await ensureService(paths, cluster, deadline);
   });
 
   const platform = await LocalPlatform.open(paths.stateDir, { name: spec.name });
@@ -195,14 +194,17 @@ async function ensureClusterRecord(paths: LocalPaths, spec: Checked): Promise<Cl
     return existing;
   }
   const subnet = subnetFor(paths.stateDir);
+  // Chosen once and recorded: relays are started with the upstream's port, devices pin the service's.
+  const servicePort = spec.servicePort === undefined ? DEFAULT_SERVICE_PORT : spec.servicePort === 0 ? await stablePort('udp', new Set()) : spec.servicePort;
+  const upstreamPort = await stablePort('udp', new Set([servicePort]));
   const cluster: ClusterRecord = {
     version: STATE_VERSION,
     name: spec.name,
     createdAt: Date.now(),
     network: spec.network ?? (await detectNetworkMode(subnet)),
     subnet,
-    service: { address: HOST_ADDRESS, port: spec.servicePort ?? DEFAULT_SERVICE_PORT },
-    upstream: { address: HOST_ADDRESS, port: 0 },
+    service: { address: HOST_ADDRESS, port: servicePort },
+    upstream: { address: HOST_ADDRESS, port: upstreamPort },
     affinityMs: spec.affinityMs ?? DEFAULT_AFFINITY_MS,
   };
   await writeJsonAtomic(paths.cluster, cluster);

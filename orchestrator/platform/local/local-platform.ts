@@ -34,9 +34,9 @@ import {
   POD_PORTS,
   SLOTS,
   checkPodPortsFree,
-  freePort,
   podAddress,
   preferredSlot,
+  stablePort,
 } from './addresses.ts';
 import { LocalLocks } from './leases.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
@@ -192,9 +192,9 @@ export class LocalPlatform implements Platform {
       for (let ordinal = 0; ordinal < template.replicas; ordinal++) {
         const name = `${template.name}-${ordinal}`;
         const shared = cluster.network === 'shared';
-        const dtlsPort = shared ? await freePort('udp', taken) : POD_PORTS.dtls;
+        const dtlsPort = shared ? await stablePort('udp', taken) : POD_PORTS.dtls;
         taken.add(dtlsPort);
-        const mgmtPort = shared ? await freePort('tcp', taken) : POD_PORTS.mgmt;
+        const mgmtPort = shared ? await stablePort('tcp', taken) : POD_PORTS.mgmt;
         taken.add(mgmtPort);
         const address = shared ? HOST_ADDRESS : podAddress(cluster.subnet, slot, ordinal);
         records.push({

@@ -134,10 +134,27 @@ function signal(target: Target, name: NodeJS.Signals): void {
   }
 }
 
-async function waitGone(targets: readonly Target[], ms: number): Promise<Target[]> {
+/**
+ * Whether `pid` has finished exiting: gone, or a zombie. An exiting process loses its command line (its memory)
+ * before it closes its sockets and becomes a zombie, so "its command line no longer matches" is not yet "gone".
+ */
+export function exited(pid: number): boolean {
+  if (!HAS_PROC) return !pidAlive(pid);
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return true;
+  }
+  // "pid (comm) S ...": the state follows the last ')', as comm may contain one.
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state === 'Z' || state === 'X';
+}
+
+async function waitExited(targets: readonly Target[], ms: number): Promise<Target[]> {
   const until = Date.now() + ms;
   for (;;) {
-    const left = targets.filter((target) => processMatches(target.pid, target.markers));
+    const left = targets.filter((target) => !exited(target.pid));
     if (left.length === 0 || Date.now() >= until) return left;
     await sleep(50);
   }
@@ -145,10 +162,12 @@ async function waitGone(targets: readonly Target[], ms: number): Promise<Target[
 
 /** Sends SIGTERM, waits up to `graceMs`, then SIGKILL. Throws naming the pids that survived even that. */
 export async function stopProcesses(targets: readonly Target[], graceMs: number): Promise<void> {
-  for (const target of targets) signal(target, 'SIGTERM');
-  const stubborn = await waitGone(targets, graceMs);
+  // Only processes that are ours now: a recorded pid may since belong to someone else.
+  const ours = targets.filter((target) => processMatches(target.pid, target.markers));
+  for (const target of ours) signal(target, 'SIGTERM');
+  const stubborn = await waitExited(ours, graceMs);
   for (const target of stubborn) signal(target, 'SIGKILL');
-  const left = await waitGone(stubborn, 2_000);
+  const left = await waitExited(stubborn, 2_000);
   if (left.length > 0) {
     throw new LocalPlatformError(LocalErrorCode.StopFailed, `processes ${left.map((t) => t.pid).join(', ')} still run 2 s after SIGKILL`);
   }

@@ -80,7 +80,7 @@ export interface ClusterRecord {
   network: NetworkMode;
   /** pod-ips: pods of set slot s, ordinal n get 127.<b>.<c + s>.<n + 1>. */
   subnet: { b: number; c: number };
-  /** Port 0 until the service process first bound it; then the port it got, reused by later restarts. */
+  /** Chosen at the first deploy and kept: the service process binds them again whenever it restarts. */
   service: { address: string; port: number };
   upstream: { address: string; port: number };
   affinityMs: number;

@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isOrchestratorError } from '../../../orchestrator/errors.ts';
 import { listJson } from '../../../orchestrator/platform/local/state-fs.ts';
 import { localPaths, readPod, readService } from '../../../orchestrator/platform/local/state.ts';
-import { pidAlive } from '../../../orchestrator/platform/local/processes.ts';
+import { exited } from '../../../orchestrator/platform/local/processes.ts';
 import { teardownLocal } from '../../../orchestrator/platform/local/index.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -49,20 +48,9 @@ export async function recordedPids(stateDir: string): Promise<number[]> {
   return pids;
 }
 
-/**
- * Whether `pid` still runs. A zombie does not: a relay this test process started (deploy restarting it) stays a
- * zombie until libuv reaps it, and kill(pid, 0) still succeeds on one.
- */
+/** Whether `pid` still runs: not gone and not a zombie (relays this test process started are reaped late). */
 export function running(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/stat') ? false : pidAlive(pid);
-  }
-  // "pid (comm) S ...": the state follows the last ')', since comm may contain one.
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
+  return !exited(pid);
 }
 
 export function alivePids(pids: readonly number[]): number[] {
