@@ -85,8 +85,13 @@ export interface RestoreResponse {
 /** POST /v1/handover on the OLD relay, sent by its successor. */
 export interface HandoverRequest {
   successor: string;
-  /** UDP port of the successor's straggler tunnel; its address is the one this request came from. */
+  /** UDP port of the successor's straggler tunnel. */
   tunnelPort: number;
+  /**
+   * Its address, when the successor bound the tunnel to one; otherwise the address this request
+   * came from (on Kubernetes the pod IP either way).
+   */
+  tunnelHost?: string;
   /** AES-256-GCM key of the straggler tunnel, base64; travels only inside this mTLS connection. */
   tunnelKey: string;
   commitTimeoutMs: number;

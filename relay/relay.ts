@@ -119,6 +119,11 @@ export class Relay implements HandoverHost, ClaimHost {
     return this.tunnelPortValue;
   }
 
+  get tunnelHost(): string | null {
+    const host = this.config.tunnel.host;
+    return host === '0.0.0.0' || host === '::' ? null : host;
+  }
+
   get state(): RelayState {
     return this.stateValue;
   }

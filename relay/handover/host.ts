@@ -13,6 +13,8 @@ export interface HandoverHost {
   readonly adapter: DtlsAdapter;
   readonly tunnel: TunnelEnd;
   readonly tunnelPort: number;
+  /** The tunnel's address when bound to one (not a wildcard). */
+  readonly tunnelHost: string | null;
   readonly peers: ManagementClient;
   /** Old side: stop processing; queue what arrives. */
   pause(reason: string): void;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {
@@ -97,7 +98,7 @@ export class HandoverSource {
     this.host.pause(`handing over to ${body.successor}`);
     const log = this.host.log.child({ handover: pending.id, successor: body.successor });
     try {
-      const remoteAddress = request.socket.remoteAddress ?? null;
+      const remoteAddress = body.tunnelHost ?? request.socket.remoteAddress ?? null;
       await this.host.tunnel.open({
         key: Buffer.from(body.tunnelKey, 'base64'),
         role: 'old',
@@ -210,6 +211,7 @@ export function parseHandoverRequest(value: unknown): HandoverRequest {
   if (!Number.isInteger(timeout) || timeout! < MIN_COMMIT_TIMEOUT_MS || timeout! > MAX_COMMIT_TIMEOUT_MS) {
     fail(`commitTimeoutMs must be a whole number from ${MIN_COMMIT_TIMEOUT_MS} to ${MAX_COMMIT_TIMEOUT_MS}, got ${JSON.stringify(timeout)}`);
   }
+  if (body.tunnelHost !== undefined && (typeof body.tunnelHost !== 'string' || isIP(body.tunnelHost) === 0)) fail(`tunnelHost must be an IP address, got ${JSON.stringify(body.tunnelHost)}`);
   if (body.precopyId !== undefined && (typeof body.precopyId !== 'string' || body.precopyId.length > 128)) fail('precopyId must be the id a pre-copy answered with');
   return body as HandoverRequest;
 }

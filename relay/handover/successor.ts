@@ -117,6 +117,7 @@ export class HandoverSuccessor {
       const stream = await host.peers.handover(body.from, {
         successor: host.podName,
         tunnelPort: host.tunnelPort,
+        ...(host.tunnelHost === null ? {} : { tunnelHost: host.tunnelHost }),
         tunnelKey: key.toString('base64'),
         commitTimeoutMs,
         ...(precopyId === undefined ? {} : { precopyId }),
