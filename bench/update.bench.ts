@@ -94,6 +94,16 @@ interface UsageByPhase {
   seconds: Map<Phase, number>;
 }
 
+/** What a new relay logged when its restore committed ('restore committed; serving'): where its pause went. */
+interface RestoreLog {
+  pod: string;
+  sessions: number;
+  precopySessions: number | null;
+  deltaSessions: number | null;
+  pauseMs: number;
+  phasesMs: Record<string, number>;
+}
+
 interface SwitchReport {
   startedAt: number;
   endedAt: number;
@@ -103,6 +113,7 @@ interface SwitchReport {
   /** Datagrams each old relay tunnelled to its successor, read before the old set was deleted. */
   forwarded: Map<string, number>;
   outcome: string;
+  restores: RestoreLog[];
 }
 
 interface RunReport {
@@ -288,6 +299,7 @@ async function measureRun(mode: Mode, stateDir: string, load: LoadGenerator, pla
   timeline.finish();
   // Claims may still have been running at the last scrape of the sampler.
   for (const [pod, scrape] of await scrapeRelays(stateDir, mgmt)) relayCounters.set(pod, scrape);
+  switched.restores = await restoreLogs(stateDir, `${NAME}-b`);
   const stopped = await load.stop(STOP_GRACE_MS);
   latency.get('tail')!.add(stopped.sample.latency);
   return {
@@ -345,6 +357,20 @@ async function podFiles(stateDir: string): Promise<PodFile[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const pods = await Promise.all(names.filter((name) => name.endsWith('.json')).map((name) => readFile(join(dir, name), 'utf8').then((text) => JSON.parse(text) as PodFile, () => null)));
   return pods.filter((pod): pod is PodFile => pod !== null);
+}
+
+/** The new relays' restore lines from their logs (kept until teardown). */
+async function restoreLogs(stateDir: string, set: string): Promise<RestoreLog[]> {
+  const found: RestoreLog[] = [];
+  for (const pod of (await podFiles(stateDir)).filter((candidate) => candidate.set === set)) {
+    const text = await readFile(join(stateDir, 'local', 'logs', `${pod.name}.log`), 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      if (!line.includes('"msg":"restore committed; serving"')) continue;
+      const entry = JSON.parse(line) as { sessions: number; precopySessions?: number; deltaSessions?: number; pauseMs: number; phasesMs?: Record<string, number> };
+      found.push({ pod: pod.name, sessions: entry.sessions, precopySessions: entry.precopySessions ?? null, deltaSessions: entry.deltaSessions ?? null, pauseMs: entry.pauseMs, phasesMs: entry.phasesMs ?? {} });
+    }
+  }
+  return found.sort((a, b) => a.pod.localeCompare(b.pod));
 }
 
 async function scrapeRelays(stateDir: string, mgmt: ManagementClient): Promise<Map<string, RelayScrape>> {
@@ -419,7 +445,7 @@ async function handoverSwitch(platform: LocalPlatform, mgmt: ManagementClient, t
   );
   const endedAt = performance.now();
   timeline.note(`update: ${result.code} in ${(result.durationMs / 1000).toFixed(1)} s`);
-  return { startedAt, endedAt, steps, pauses, forwarded, outcome: result.code };
+  return { startedAt, endedAt, steps, pauses, forwarded, outcome: result.code, restores: [] };
 }
 
 /**
@@ -466,7 +492,7 @@ async function baselineSwitch(platform: LocalPlatform, mgmt: ManagementClient, s
   done('delete');
   const endedAt = performance.now();
   timeline.note(`baseline: switched in ${((endedAt - startedAt) / 1000).toFixed(1)} s`);
-  return { startedAt, endedAt, steps, pauses: [], forwarded: new Map(), outcome: 'switched' };
+  return { startedAt, endedAt, steps, pauses: [], forwarded: new Map(), outcome: 'switched', restores: [] };
 }
 
 /** A pid from a pod file is only signalled when it still runs that pod's relay (pids are recycled). */
@@ -518,6 +544,11 @@ function printRun(report: RunReport): void {
   if (report.mode === 'handover') {
     const pauses = report.switch.pauses.map((entry) => entry.pauseMs).filter((value): value is number => value !== null).sort((a, b) => a - b);
     rows.push(['pause per relay', pauses.length === 0 ? 'none reported' : `p50 ${pauses[Math.floor((pauses.length - 1) / 2)]} ms, max ${pauses.at(-1)} ms (${report.switch.pauses.map((entry) => `${entry.pod} ${entry.pauseMs ?? '?'} ms, ${fmt(entry.sessions ?? 0)} sessions`).join('; ')})`]);
+    for (const restore of report.switch.restores) {
+      // The old relay pauses when the handover request reaches it; the phases after the pre-copy add up to the pause.
+      const phases = Object.entries(restore.phasesMs).filter(([phase]) => phase !== 'precopy').map(([phase, ms]) => `${phase} ${ms}`).join(', ');
+      rows.push([`  ${restore.pod}`, `pause ${restore.pauseMs} ms: ${fmt(restore.deltaSessions ?? restore.sessions)} of ${fmt(restore.sessions)} sessions changed since the pre-copy; ms: ${phases}`]);
+    }
     const stragglers = [...report.switch.forwarded.values()].reduce((sum, count) => sum + count, 0);
     // The switch window ends when the old set is gone: a request lost on the way through an old relay would show
     // up there as a retransmission 2-3 s later, or as an error.
