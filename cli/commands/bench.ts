@@ -37,6 +37,8 @@ const PROBE_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
 /** Live view refresh; also the tick of the interval arithmetic, never coarser than the interval. */
 const MAX_TICK_MS = 1_000;
+/** Off a terminal, a start-up progress line every this many seconds. */
+const STARTUP_LINE_EVERY = 5;
 
 /**
  * `relayctl bench`: simulated devices, each with one DTLS session, sending confirmable-style requests (the
@@ -54,7 +56,7 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
   const live = interactive ? new LiveBlock(io.stderr) : null;
   const startedAt = performance.now();
   let runStartedAt: number | null = null;
-  // Plain lines carry the seconds since the measured run began, or the start-up's.
+  // Plain lines of the measured run carry the seconds since it began.
   const say = (text: string): void => {
     if (live !== null) live.print(text);
     else io.stderr.write(runStartedAt === null ? `${text}\n` : `${elapsed(performance.now() - runStartedAt).padStart(6)}  ${text}\n`);
@@ -90,10 +92,12 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
     say(`${style.bold('relayctl bench')}: ${flags.clients} clients on ${load.workers} worker threads against ${target.host}:${target.port}, ${flags.payload}-byte requests, ` +
       `${flags.rate === undefined ? 'no rate cap' : `at most ${flags.rate} requests/s`}; start-up at ${flags.handshakeRate} handshakes/s`);
 
-    // Start-up: every device handshakes, paced; the live view and plain lines follow its progress.
+    // Start-up: every device handshakes, paced; the live view follows it each second, plain output every few.
+    let startupTicks = 0;
     const startupSampler = new Sampler(load, MAX_TICK_MS, (sample) => {
       const line = `start-up: ${sample.clients}/${flags.clients} clients connected (${sample.delta.handshakes} handshakes in the last second, ${sample.totals.handshakeFailures} failed)`;
       if (live !== null) live.show([`${style.bold('relayctl bench')}  ${style.dim(seconds(performance.now() - startedAt))}`, `  ${line}`]);
+      else if (++startupTicks % STARTUP_LINE_EVERY === 0) say(line);
     }, () => undefined);
     startupSampler.start();
     const startup = await untilAborted(load.connect(), stop.signal).finally(() => startupSampler.stop());
@@ -161,7 +165,7 @@ async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promis
 export interface MeasuredRun {
   durationMs: number;
   intervals: Interval[];
-  /** Counters of the measured run: from the end of the start-up to the end of the stop grace. */
+  /** Counters of the measured run: from the end of the start-up to the end of its last interval. */
   counters: FleetCounters;
   latency: LatencyHistogram;
   /** Requests in flight when the run ended that were answered during the stop grace (not counted in the run). */
