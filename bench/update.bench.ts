@@ -199,6 +199,8 @@ class Timeline {
   readonly ticks: Tick[] = [];
   readonly #origin: number;
   #phase: Phase = 'steady';
+  /** The phase the tick being sampled counts under: the switch, if it was on at any moment of the tick. */
+  #tickPhase: Phase = 'steady';
   #fineUntil = Number.NEGATIVE_INFINITY;
   #pending: Tick[] = [];
 
@@ -213,12 +215,14 @@ class Timeline {
   enter(phase: Phase): void {
     this.#flush();
     this.#phase = phase;
+    if (phase === 'switch' || this.#tickPhase !== 'switch') this.#tickPhase = phase;
     if (phase === 'switch') this.#fineUntil = Number.POSITIVE_INFINITY;
     if (phase === 'tail') this.#fineUntil = performance.now() + FINE_AFTER_MS;
   }
 
   add(sample: LoadSample, previousAt: number): Tick {
-    const tick: Tick = { ...intervalOf([sample], previousAt, this.#origin), phase: this.#phase };
+    const tick: Tick = { ...intervalOf([sample], previousAt, this.#origin), phase: this.#tickPhase };
+    this.#tickPhase = this.#phase;
     this.ticks.push(tick);
     this.#pending.push(tick);
     if (performance.now() <= this.#fineUntil || this.#pending.length >= 10) this.#flush();
@@ -529,7 +533,7 @@ function printRun(report: RunReport): void {
     ['measured run', `${(report.runMs / 1000).toFixed(0)} s: ${fmt(totals.answered)} requests answered (${fmt(totals.answered / (report.runMs / 1000))} reqs/s), ` +
       `${fmt(totals.retransmissions)} retransmissions (${formatShare(shareOfAnswered(totals.retransmissions, totals))}), ${fmt(totals.transmissionErrors)} transmission errors, ` +
       `${fmt(totals.handshakes)} handshakes, ${report.unanswered} unanswered at the end`],
-    ['steady rate', `${fmt(answeredRate(joinIntervals(phaseTicks(report, 'steady'))))} reqs/s answered before the switch (cap ${fmt(RATE)})`],
+    ['steady rate', `${fmt(steadyRate(report))} reqs/s answered before the switch (cap ${fmt(RATE)})`],
     ['worst 1 s window', windowLine(worst1)],
     ['worst 10 s window', windowLine(worst10)],
     ['slowest 10 s window', windowLine(slowestWindow(report.ticks, 10))],
@@ -545,7 +549,8 @@ function printRun(report: RunReport): void {
     const pauses = report.switch.pauses.map((entry) => entry.pauseMs).filter((value): value is number => value !== null).sort((a, b) => a - b);
     rows.push(['pause per relay', pauses.length === 0 ? 'none reported' : `p50 ${pauses[Math.floor((pauses.length - 1) / 2)]} ms, max ${pauses.at(-1)} ms (${report.switch.pauses.map((entry) => `${entry.pod} ${entry.pauseMs ?? '?'} ms, ${fmt(entry.sessions ?? 0)} sessions`).join('; ')})`]);
     for (const restore of report.switch.restores) {
-      // The old relay pauses when the handover request reaches it; the phases after the pre-copy add up to the pause.
+      // request: until the old relay's answer began (it pauses when the request reaches it); then the stream, the
+      // staging and the commit round trip, at whose arrival the old relay ends its pause.
       const phases = Object.entries(restore.phasesMs).filter(([phase]) => phase !== 'precopy').map(([phase, ms]) => `${phase} ${ms}`).join(', ');
       rows.push([`  ${restore.pod}`, `pause ${restore.pauseMs} ms: ${fmt(restore.deltaSessions ?? restore.sessions)} of ${fmt(restore.sessions)} sessions changed since the pre-copy; ms: ${phases}`]);
     }
@@ -586,6 +591,10 @@ function printRun(report: RunReport): void {
   }
 }
 
+function steadyRate(report: RunReport): number {
+  return answeredRate(joinIntervals(phaseTicks(report, 'steady')));
+}
+
 function phaseLabel(phase: Phase): string {
   return phase === 'steady' ? 'before' : phase === 'switch' ? 'during' : 'after';
 }
@@ -618,6 +627,8 @@ function printComparison(handover: RunReport, baseline: RunReport): void {
       worst1: shareOfAnswered(worst1.counters.retransmissions, worst1.counters),
       worst10: shareOfAnswered(worst10.counters.retransmissions, worst10.counters),
       slowest10: answeredRate(slowest10),
+      // Seconds from the switch on in which fewer than half the steady answers came.
+      starved: report.ticks.filter((tick) => tick.phase !== 'steady' && answeredRate(tick) < steadyRate(report) / 2).reduce((sum, tick) => sum + (tick.endMs - tick.startMs) / 1000, 0),
       relayCpu: [...report.usage.cpu].filter(([group]) => group.startsWith(`${NAME}-`)).reduce((sum, [, byPhase]) => sum + (byPhase.get('switch') ?? 0) + (byPhase.get('tail') ?? 0), 0),
     };
   };
@@ -638,6 +649,7 @@ function printComparison(handover: RunReport, baseline: RunReport): void {
     ['worst 1 s retransmissions', share(a.worst1), share(b.worst1), ratio(a.worst1, b.worst1)],
     ['worst 10 s retransmissions', share(a.worst10), share(b.worst10), ratio(a.worst10, b.worst10)],
     ['slowest 10 s, answered/s', fmt(a.slowest10), fmt(b.slowest10), `${(b.slowest10 / Math.max(1, a.slowest10)).toFixed(2)}x`],
+    ['seconds under half the rate', a.starved.toFixed(0), b.starved.toFixed(0), ratio(a.starved, b.starved)],
     ['relay CPU seconds', a.relayCpu.toFixed(1), b.relayCpu.toFixed(1), ratio(a.relayCpu, b.relayCpu)],
   ];
   for (const row of rows) say(`  ${row[0].padEnd(28)}${row[1].padStart(14)}${row[2].padStart(14)}   ${row[3]}`);
@@ -645,7 +657,7 @@ function printComparison(handover: RunReport, baseline: RunReport): void {
 }
 
 function printGoals(report: RunReport): void {
-  const steady = answeredRate(joinIntervals(phaseTicks(report, 'steady')));
+  const steady = steadyRate(report);
   const worst1 = worstWindow(report.ticks, 1)!;
   const worst1Share = shareOfAnswered(worst1.counters.retransmissions, worst1.counters);
   const during = joinIntervals(phaseTicks(report, 'switch'));
