@@ -75,18 +75,27 @@ function probeTcp(address: string, port: number): Promise<number> {
  * Checks that a pod's DTLS (UDP) and management (TCP) ports are free, so a clash shows up as a clear error at
  * createSet rather than as a relay that dies at start.
  */
-export async function checkPodPortsFree(pod: string, address: string, dtlsPort: number, mgmtPort: number): Promise<void> {
+export async function checkPodPortsFree(pod: string, address: string, dtlsPort: number, mgmtPort: number, settleMs = 3_000): Promise<void> {
+  const until = Date.now() + settleMs;
   for (const [kind, probe, port] of [['DTLS (udp)', probeUdp, dtlsPort], ['management (tcp)', probeTcp, mgmtPort]] as const) {
-    try {
-      await probe(address, port);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new LocalPlatformError(
-        LocalErrorCode.AddressInUse,
-        `${pod}: ${kind} address ${address}:${port} is not free (${code ?? (error as Error).message}); another local cluster ` +
-          'or a relay left running owns it: run teardown in that state folder, or use another state folder',
-        { subject: `${address}:${port}`, cause: error },
-      );
+    for (;;) {
+      try {
+        await probe(address, port);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // A relay that was just killed holds its ports until the kernel has reaped it: give it a moment.
+        if (code === 'EADDRINUSE' && Date.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        throw new LocalPlatformError(
+          LocalErrorCode.AddressInUse,
+          `${pod}: ${kind} address ${address}:${port} is not free (${code ?? (error as Error).message}); another local cluster ` +
+            'or a relay left running owns it: run teardown in that state folder, or use another state folder',
+          { subject: `${address}:${port}`, cause: error },
+        );
+      }
     }
   }
 }
