@@ -57,7 +57,10 @@ describe('DeviceFleet', () => {
     // Four retransmissions per request given up; the ones still in flight add a few.
     expect(counters.retransmissions).toBeGreaterThanOrEqual(4 * counters.transmissionErrors);
     expect(counters.retransmissions).toBeLessThanOrEqual(4 * (counters.transmissionErrors + unanswered));
-    expect(counters.handshakes).toBe(2 + counters.transmissionErrors);
+    // Each give-up starts a new handshake; at stop, up to one per device may still be under way.
+    expect(counters.handshakes).toBeGreaterThanOrEqual(counters.transmissionErrors);
+    expect(counters.handshakes).toBeLessThanOrEqual(2 + counters.transmissionErrors);
+    expect(counters.handshakeFailures).toBe(0);
     expect(counters.requests).toBe(counters.transmissionErrors + unanswered);
   });
 
