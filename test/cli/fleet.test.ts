@@ -60,7 +60,6 @@ describe('DeviceFleet', () => {
     // Each give-up starts a new handshake; at stop, up to one per device may still be under way.
     expect(counters.handshakes).toBeGreaterThanOrEqual(counters.transmissionErrors);
     expect(counters.handshakes).toBeLessThanOrEqual(2 + counters.transmissionErrors);
-    expect(counters.handshakeFailures).toBe(0);
     expect(counters.requests).toBe(counters.transmissionErrors + unanswered);
   });
 
