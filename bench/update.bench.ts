@@ -44,10 +44,16 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-const CLIENTS = Number(args.clients);
-const RATE = Number(args.rate);
-const HANDSHAKE_RATE = Number(args['handshake-rate']);
-const PAYLOAD = Number(args.payload);
+function positive(flag: string, value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new RangeError(`--${flag}: expected a whole number of at least 1, got "${value}"`);
+  return number;
+}
+const CLIENTS = positive('clients', args.clients);
+const RATE = positive('rate', args.rate);
+const HANDSHAKE_RATE = positive('handshake-rate', args['handshake-rate']);
+const PAYLOAD = positive('payload', args.payload);
+if (args.only !== undefined && args.only !== 'handover' && args.only !== 'baseline') throw new RangeError(`--only: expected handover or baseline, got "${args.only}"`);
 const STEADY_MS = parseDuration(args.steady);
 const TAIL_MS = parseDuration(args.tail);
 /** The baseline's tail lasts until every device is served again (retransmissions run out after 62-93 s), at most this. */
