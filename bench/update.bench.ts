@@ -287,36 +287,42 @@ async function measureRun(mode: Mode, stateDir: string, load: LoadGenerator, pla
   const sampler = new Sampler(load, 1_000, onSample, (error) => (failure ??= error));
   await load.run();
   sampler.start(atRunStart.at);
-  timeline.note(`steady: ${fmt(CLIENTS)} devices at up to ${fmt(RATE)} requests/s for ${STEADY_MS / 1000} s`);
-  await sleep(STEADY_MS, undefined, { signal: interrupted.signal });
+  let switched: SwitchReport;
+  try {
+    timeline.note(`steady: ${fmt(CLIENTS)} devices at up to ${fmt(RATE)} requests/s for ${STEADY_MS / 1000} s`);
+    await sleep(STEADY_MS, undefined, { signal: interrupted.signal });
 
-  timeline.enter('switch');
-  const switched = mode === 'handover' ? await handoverSwitch(platform, mgmt, timeline) : await baselineSwitch(platform, mgmt, stateDir, timeline);
-  checkInterrupted();
-  timeline.enter('tail');
-  if (mode === 'handover') {
-    timeline.note(`tail: ${TAIL_MS / 1000} s on the new set`);
-    await sleep(TAIL_MS, undefined, { signal: interrupted.signal });
-  } else {
-    timeline.note(`tail: until every device is served again (their requests give up after 62-93 s, then they handshake again), at most ${BASELINE_LIMIT_MS / 1000} s`);
-    const until = performance.now() + BASELINE_LIMIT_MS;
-    while (performance.now() < until && !recovered(timeline.ticks)) await sleep(1_000, undefined, { signal: interrupted.signal });
-    await sleep(Math.min(TAIL_MS, Math.max(0, until - performance.now())), undefined, { signal: interrupted.signal });
+    timeline.enter('switch');
+    switched = mode === 'handover' ? await handoverSwitch(platform, mgmt, timeline) : await baselineSwitch(platform, mgmt, stateDir, timeline);
+    checkInterrupted();
+    timeline.enter('tail');
+    if (mode === 'handover') {
+      timeline.note(`tail: ${TAIL_MS / 1000} s on the new set`);
+      await sleep(TAIL_MS, undefined, { signal: interrupted.signal });
+    } else {
+      timeline.note(`tail: until every device is served again (their requests give up after 62-93 s, then they handshake again), at most ${BASELINE_LIMIT_MS / 1000} s`);
+      const until = performance.now() + BASELINE_LIMIT_MS;
+      while (performance.now() < until && !recovered(timeline.ticks)) await sleep(1_000, undefined, { signal: interrupted.signal });
+      await sleep(Math.min(TAIL_MS, Math.max(0, until - performance.now())), undefined, { signal: interrupted.signal });
+    }
+  } finally {
+    // Also on Ctrl-C and failures: a sampler left ticking would keep the process alive after the teardown.
+    await sampler.stop();
   }
-  await sampler.stop();
   if (failure !== null) throw failure;
-  onSample(await load.sample(), sampler.lastAt);
+  const last = await load.sample();
+  onSample(last, sampler.lastAt);
   timeline.finish();
   // Claims may still have been running at the last scrape of the sampler.
   for (const [pod, scrape] of await scrapeRelays(stateDir, mgmt)) relayCounters.set(pod, scrape);
   switched.restores = await restoreLogs(stateDir, `${NAME}-b`);
+  // The run's figures end with its last tick; the stop grace only settles what was still in flight.
   const stopped = await load.stop(STOP_GRACE_MS);
-  latency.get('tail')!.add(stopped.sample.latency);
   return {
     mode,
     startup,
     ticks: timeline.ticks,
-    totals: diffCounters(stopped.sample.totals, atRunStart.totals),
+    totals: diffCounters(last.totals, atRunStart.totals),
     latency,
     unanswered: stopped.unanswered,
     switch: switched,
@@ -324,7 +330,7 @@ async function measureRun(mode: Mode, stateDir: string, load: LoadGenerator, pla
     relayLag,
     relayCounters,
     loadLoopDelayMaxMs,
-    runMs: stopped.sample.at - atRunStart.at,
+    runMs: last.at - atRunStart.at,
   };
 }
 

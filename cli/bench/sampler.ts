@@ -57,7 +57,11 @@ export class Sampler {
         const previousAt = this.#previousAt;
         this.#previousAt = sample.at;
         // Delivered even when stopping: the load generator already counted it as taken.
-        this.#onSample(sample, previousAt);
+        try {
+          this.#onSample(sample, previousAt);
+        } catch (error) {
+          this.#onError(error as Error);
+        }
       },
       (error: unknown) => {
         if (!this.#stopped) this.#onError(error as Error);
