@@ -132,16 +132,19 @@ export interface HandoverAbortRequest {
 }
 
 /**
- * POST /v1/sessions/claim on a sibling relay: "a device's flow now reaches me; if you hold its
- * session, hand it over". The record is the device's datagram that arrived at the claimant: the
- * owner gives the session only if that record authenticates under it and is not a replay, so a
- * spoofed source address cannot pull sessions around. Answer: a one-record state stream, or 404.
+ * POST /v1/sessions/claim on a sibling relay: "these devices' flows now reach me; hand over the
+ * sessions you hold". Each claim shows the device's datagram that arrived at the claimant: the owner
+ * gives a session only if that record authenticates under it and is not a replay, so a spoofed
+ * source address cannot pull sessions around. Answer: a state stream of the sessions given (maybe
+ * none). Batched, because deleting an old set moves thousands of flows at once.
  */
 export interface ClaimRequest {
-  peer: { address: string; port: number };
-  /** The device's datagram, base64. */
-  record: string;
   claimant: string;
+  claims: Array<{
+    peer: { address: string; port: number };
+    /** The device's datagram, base64. */
+    record: string;
+  }>;
 }
 
 /** GET /v1/sessions?limit=N&offset=M: what the relay knows of each session. Never secrets. */

@@ -8,8 +8,11 @@ import { runInNewContext } from 'node:vm';
  */
 let collect: ((options?: object) => void) | null | undefined;
 
-/** `compact`: the last-resort kind of full collection, which also compacts and gives pages back. */
-export function collectGarbageNow(compact = false): boolean {
+/**
+ * `full`: a regular full collection. `compact`: the last-resort kind, which also compacts and gives
+ * pages back. `concurrent`: marks alongside JavaScript instead of stopping it.
+ */
+export function collectGarbageNow(kind: 'full' | 'compact' | 'concurrent' = 'full'): boolean {
   if (collect === undefined) {
     try {
       setFlagsFromString('--expose-gc');
@@ -19,6 +22,8 @@ export function collectGarbageNow(compact = false): boolean {
     }
   }
   if (collect === null) return false;
-  collect(compact ? { type: 'major', execution: 'sync', flavor: 'last-resort' } : undefined);
+  if (kind === 'compact') collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  else if (kind === 'concurrent') collect({ type: 'major', execution: 'async' });
+  else collect();
   return true;
 }

@@ -5,6 +5,7 @@ import type { ManagementClient } from '../../api/management-client.ts';
 import type { ClaimRequest, RelayState } from '../../api/management.ts';
 import { STATE_CONTENT_TYPE } from '../../api/management.ts';
 import { StateDecoder, encodeSessionChunks } from '../../api/state-codec.ts';
+import type { SessionState } from '../../api/state-format.ts';
 import { MAX_INBOUND_DATAGRAM, type DtlsAdapter, type ExportedSession } from '../dtls/adapter.ts';
 import { fenceSequence } from '../handover/fence.ts';
 import { HttpError, readJson } from '../mgmt/server.ts';
@@ -20,11 +21,20 @@ import type { PeerDirectory } from './peers.ts';
  * them, showing the datagram it received. The owner checks that the record is authentic and fresh
  * (so a spoofed address cannot pull sessions around), then hands the session over with the same
  * state format and nonce fence as a handover. Datagrams that arrive meanwhile wait, bounded.
+ *
+ * Claims are batched: when an old set is deleted, thousands of flows move at once, and one request
+ * per sibling carrying hundreds of claims costs a fraction of one request per claim.
  */
 const PENDING_PER_PEER = 16;
-const MAX_CLAIMS_IN_FLIGHT = 256;
+/** Addresses waiting for an answer; beyond this, datagrams of new unknown addresses are dropped. */
+const MAX_PENDING = 50_000;
+const BATCH_MAX = 1_000;
+/** How long the first claim of a batch waits for others to join it. */
+const BATCH_WINDOW_MS = 2;
+const MAX_BATCHES_IN_FLIGHT = 4;
 /** After nobody owned an address, its datagrams are dropped for this long instead of asking again. */
 const NEGATIVE_CACHE_MS = 5_000;
+const CLAIM_TIMEOUT_MS = 5_000;
 
 export interface ClaimHost {
   readonly podName: string;
@@ -34,10 +44,13 @@ export interface ClaimHost {
   readonly peers: ManagementClient;
   /** The session left this relay: its upstream socket goes too. */
   released(session: Session): void;
-  counted(event: 'claimed' | 'unowned' | 'gave' | 'refused' | 'dropped'): void;
+  counted(event: 'claimed' | 'unowned' | 'gave' | 'refused' | 'dropped', count?: number): void;
 }
 
 interface PendingClaim {
+  peer: PeerAddress;
+  /** The first datagram: the proof shown to the owner. */
+  proof: Buffer;
   datagrams: Array<{ datagram: Buffer; via: Via }>;
 }
 
@@ -46,6 +59,9 @@ export class SessionClaims {
   private readonly directory: PeerDirectory;
   private readonly pending = new Map<string, PendingClaim>();
   private readonly unowned = new Map<string, number>();
+  private queue: PendingClaim[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private batchesInFlight = 0;
 
   constructor(host: ClaimHost, directory: PeerDirectory) {
     this.host = host;
@@ -62,72 +78,105 @@ export class SessionClaims {
       return;
     }
     const unownedUntil = this.unowned.get(key);
-    if ((unownedUntil !== undefined && unownedUntil > Date.now()) || this.pending.size >= MAX_CLAIMS_IN_FLIGHT || datagram.length > MAX_INBOUND_DATAGRAM) {
+    if ((unownedUntil !== undefined && unownedUntil > Date.now()) || this.pending.size >= MAX_PENDING || datagram.length > MAX_INBOUND_DATAGRAM) {
       this.host.counted('dropped');
       return;
     }
     this.unowned.delete(key);
-    const claim: PendingClaim = { datagrams: [{ datagram, via }] };
+    const claim: PendingClaim = { peer, proof: datagram, datagrams: [{ datagram, via }] };
     this.pending.set(key, claim);
-    void this.claim(key, peer, datagram, via).finally(() => this.pending.delete(key));
+    this.queue.push(claim);
+    this.scheduleFlush();
   }
 
-  private async claim(key: string, peer: PeerAddress, datagram: Buffer, via: Via): Promise<void> {
-    const body: ClaimRequest = { peer: { address: peer.address, port: peer.port }, record: datagram.toString('base64'), claimant: this.host.podName };
-    let session: ExportedSession | null = null;
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null || this.queue.length === 0 || this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      const batch = this.queue.splice(0, BATCH_MAX);
+      this.batchesInFlight++;
+      void this.claimBatch(batch).finally(() => {
+        this.batchesInFlight--;
+        this.scheduleFlush();
+      });
+    }, BATCH_WINDOW_MS);
+  }
+
+  private async claimBatch(batch: PendingClaim[]): Promise<void> {
+    const body: ClaimRequest = {
+      claimant: this.host.podName,
+      claims: batch.map((claim) => ({ peer: { address: claim.peer.address, port: claim.peer.port }, record: claim.proof.toString('base64') })),
+    };
+    const found = new Map<string, SessionState>();
     try {
       const siblings = await this.directory.list();
-      // Ask everyone at once; at most one holds it.
-      const answers = await Promise.allSettled(siblings.map(async (url) => {
-        const stream = await this.host.peers.claim(url, body);
-        if (stream === null) return null;
-        const decoder = new StateDecoder({ now: Date.now() });
+      // Every sibling gets the whole batch; each session has at most one owner.
+      await Promise.allSettled(siblings.map(async (url) => {
+        const stream = await this.host.peers.claim(url, body, CLAIM_TIMEOUT_MS);
+        const decoder = new StateDecoder({ now: Date.now(), onSession: (session) => found.set(peerKey(session.peer), session) });
         for await (const chunk of stream.body) decoder.push(chunk);
-        return decoder.finish().sessions[0] ?? null;
+        decoder.finish();
       }));
-      for (const answer of answers) if (answer.status === 'fulfilled' && answer.value !== null) session = answer.value;
     } catch (error) {
-      this.host.log.debug({ err: error, peer: key }, 'claim failed');
+      this.host.log.debug({ err: error }, 'claim batch failed');
     }
-    const claim = this.pending.get(key);
-    const outSeq = session === null ? null : fenceSequence(session.dtls.outSeq);
-    if (session === null || outSeq === null || !this.accepting()) {
-      this.unowned.set(key, Date.now() + NEGATIVE_CACHE_MS);
-      this.host.counted('unowned');
-      return;
+    const accepting = this.host.state === 'serving' || this.host.state === 'awaiting-restore';
+    let claimed = 0;
+    let unowned = 0;
+    for (const claim of batch) {
+      const key = peerKey(claim.peer);
+      this.pending.delete(key);
+      const session = found.get(key);
+      const outSeq = session === undefined ? null : fenceSequence(session.dtls.outSeq);
+      if (session === undefined || outSeq === null || !accepting) {
+        this.unowned.set(key, Date.now() + NEGATIVE_CACHE_MS);
+        unowned++;
+        continue;
+      }
+      this.host.adapter.importSessions([{ ...session, dtls: { ...session.dtls, outSeq } }], claim.datagrams[0]!.via);
+      claimed++;
+      for (const item of claim.datagrams) this.host.adapter.receive(item.datagram, claim.peer, item.via);
     }
-    this.host.adapter.importSessions([{ ...session, dtls: { ...session.dtls, outSeq } }], via);
-    this.host.counted('claimed');
-    this.host.log.debug({ peer: key }, 'session claimed from a sibling');
-    this.pending.delete(key);
-    for (const item of claim?.datagrams ?? []) this.host.adapter.receive(item.datagram, peer, item.via);
+    if (claimed > 0) this.host.counted('claimed', claimed);
+    if (unowned > 0) this.host.counted('unowned', unowned);
+    this.sweepUnowned();
   }
 
-  private accepting(): boolean {
-    return this.host.state === 'serving' || this.host.state === 'awaiting-restore';
+  private sweepUnowned(): void {
+    if (this.unowned.size < 10_000) return;
+    const now = Date.now();
+    for (const [key, until] of this.unowned) if (until <= now) this.unowned.delete(key);
   }
 
-  /** Owner side: POST /v1/sessions/claim. */
+  /** Owner side: POST /v1/sessions/claim. Answers with the sessions it gives: possibly none. */
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const body = parseClaim(await readJson(request));
+    const body = parseClaim(await readJson(request, 2 * 1024 * 1024));
     const { adapter } = this.host;
-    const session = adapter.getSession(body.peer);
+    const given: ExportedSession[] = [];
+    let refused = 0;
     // Only a serving owner gives sessions away; while paused or forwarding they belong to a handover.
-    if (session === undefined || this.host.state !== 'serving') {
-      throw new HttpError(404, 'ERR_NOT_OWNER', `no session for ${peerKey(body.peer)} here`);
+    if (this.host.state === 'serving') {
+      for (const claim of body.claims) {
+        const session = adapter.getSession(claim.peer);
+        if (session === undefined) continue;
+        if (!adapter.provesSession(session, Buffer.from(claim.record, 'base64'))) {
+          refused++;
+          continue;
+        }
+        const [exported] = adapter.exportSessions((candidate) => candidate === session);
+        adapter.discard([session]);
+        this.host.released(session);
+        given.push(exported!);
+      }
     }
-    const datagram = Buffer.from(body.record, 'base64');
-    if (!adapter.provesSession(session, datagram)) {
-      this.host.counted('refused');
-      throw new HttpError(403, 'ERR_BAD_PROOF', 'the record does not authenticate under that session, or it is a replay');
+    if (refused > 0) this.host.counted('refused', refused);
+    if (given.length > 0) {
+      this.host.counted('gave', given.length);
+      this.host.log.debug({ sessions: given.length, claimant: body.claimant }, 'sessions handed to a sibling');
     }
-    const [exported] = adapter.exportSessions((candidate) => candidate === session);
-    adapter.discard([session]);
-    this.host.released(session);
-    this.host.counted('gave');
-    this.host.log.debug({ peer: session.key, claimant: body.claimant }, 'session handed to a sibling');
     response.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'cache-control': 'no-store' });
-    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: 1 }, [{ ...exported!, upstream: { identity: null } }])) response.write(chunk);
+    const states = given.map((session) => ({ ...session, upstream: { identity: null } }));
+    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: states.length }, states)) response.write(chunk);
     response.end();
   }
 }
@@ -138,10 +187,13 @@ function parseClaim(value: unknown): ClaimRequest {
     throw new HttpError(400, 'ERR_BAD_REQUEST', message);
   };
   if (body === null || typeof body !== 'object') return fail('body must be a JSON object');
-  const peer = body.peer;
-  if (peer === undefined || typeof peer !== 'object' || typeof peer.address !== 'string' || isIP(peer.address) === 0) fail('peer.address must be an IP address');
-  if (!Number.isInteger(peer!.port) || peer!.port < 1 || peer!.port > 65535) fail('peer.port must be a port 1-65535');
-  if (typeof body.record !== 'string' || body.record.length === 0 || body.record.length > 2 * MAX_INBOUND_DATAGRAM) fail('record must be the device datagram in base64');
   if (typeof body.claimant !== 'string' || body.claimant.length > 253) fail('claimant must be a pod name');
+  if (!Array.isArray(body.claims) || body.claims.length > BATCH_MAX) fail(`claims must be an array of at most ${BATCH_MAX}`);
+  body.claims!.forEach((claim, i) => {
+    const peer = claim?.peer;
+    if (peer === undefined || typeof peer !== 'object' || typeof peer.address !== 'string' || isIP(peer.address) === 0) fail(`claims[${i}].peer.address must be an IP address`);
+    if (!Number.isInteger(peer!.port) || peer!.port < 1 || peer!.port > 65535) fail(`claims[${i}].peer.port must be a port 1-65535`);
+    if (typeof claim.record !== 'string' || claim.record.length === 0 || claim.record.length > 2 * MAX_INBOUND_DATAGRAM) fail(`claims[${i}].record must be the device datagram in base64`);
+  });
   return body as ClaimRequest;
 }

@@ -43,6 +43,7 @@ export const MAX_PLAINTEXT = 800;
 export const CIPHER_SUITE = 0xc0ae;
 
 const MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY = -0x7880;
+const NATIVE_RELEASES_PER_COLLECTION = 1_000;
 
 interface NativeSessionWrap {
   ciphersuite: number;
@@ -175,6 +176,8 @@ export interface DtlsAdapterEvents {
    * this handler such datagrams are dropped as 'unknown-session'.
    */
   unknownSession?(datagram: Buffer, peer: PeerAddress, via: Via): void;
+  /** Many native sockets were released since the last call: a garbage collection would free their C memory. */
+  nativeGarbage?(): void;
 }
 
 export interface DtlsAdapterOptions {
@@ -279,6 +282,7 @@ export class DtlsAdapter {
   private closed = false;
   private lazySnapshots = 0;
   private readonly arena = new Arena();
+  private releasedNatives = 0;
 
   constructor(options: DtlsAdapterOptions) {
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
@@ -828,9 +832,25 @@ export class DtlsAdapter {
   }
 
   private dropNative(conn: Conn): void {
-    if (conn.slot !== null) conn.slot.owner = null;
+    if (conn.slot !== null) {
+      conn.slot.owner = null;
+      this.nativeReleased();
+    }
     conn.slot = null;
     conn.native = null;
+  }
+
+  /**
+   * A released native socket keeps its mbedtls context (tens of KB of C memory) until V8 collects
+   * its wrapper, and V8 does not know about that memory, so under a handshake storm it would pile
+   * up (measured: relays at 400 MB after 4,000 handshakes). Every so many releases, the owner is
+   * asked to collect.
+   */
+  private nativeReleased(): void {
+    if (++this.releasedNatives >= NATIVE_RELEASES_PER_COLLECTION) {
+      this.releasedNatives = 0;
+      this.events.nativeGarbage?.();
+    }
   }
 
   private release(conn: Conn): void {
@@ -848,6 +868,7 @@ export class DtlsAdapter {
   }
 
   private freeHandshake(handshake: Handshake): void {
+    if (handshake.slot.owner !== null) this.nativeReleased();
     handshake.slot.owner = null;
     if (this.handshakes.get(handshake.key) === handshake) this.handshakes.delete(handshake.key);
   }

@@ -133,12 +133,15 @@ export class HandoverSource {
         if (!response.write(chunk)) await once(response, 'drain');
         if (this.pending !== pending) return;
       }
-      await new Promise<void>((resolve) => response.end(resolve));
+      // Complete as soon as the last byte is handed over: the successor may have read the trailer and
+      // sent its commit (on another connection) before end()'s callback runs here.
       pending.streamed = true;
-      log.info({ sessions: sessions.length, delta: delta !== null, removed: delta?.removed.length ?? 0, bytes, exportMs, streamMs: Math.round(performance.now() - tPaused) - exportMs, commitTimeoutMs: body.commitTimeoutMs }, 'state streamed; waiting for commit');
+      const ended = new Promise<void>((resolve) => response.end(resolve));
       if (this.pending === pending) {
         pending.deadline = setTimeout(() => this.resume(pending, `no commit within ${body.commitTimeoutMs} ms`), body.commitTimeoutMs);
       }
+      await ended;
+      log.info({ sessions: sessions.length, delta: delta !== null, removed: delta?.removed.length ?? 0, bytes, exportMs, streamMs: Math.round(performance.now() - tPaused) - exportMs, commitTimeoutMs: body.commitTimeoutMs }, 'state streamed; waiting for commit');
     } catch (error) {
       if (this.pending === pending) this.resume(pending, `handover failed: ${(error as Error).message}`);
       throw error;

@@ -51,6 +51,8 @@ export class UdpFront {
   private sweeper: NodeJS.Timeout | null = null;
   private readonly counters = { datagramsIn: 0, datagramsOut: 0, misrouted: 0, noBackend: 0, reassigned: 0 };
   private readonly perBackend = new Map<string, { datagrams: number }>();
+  /** Flows per backend id, kept up to date so that picking is not a scan of every flow. */
+  private readonly flowCounts = new Map<string, number>();
 
   constructor(options: { host?: string; affinityMs?: number; forgetAfterMs?: number } = {}) {
     this.host = options.host ?? '127.0.0.1';
@@ -73,13 +75,13 @@ export class UdpFront {
     const byId = new Map(this.backends.map((b) => [b.id, b]));
     // A flow whose backend is gone loses its affinity at once; the others see the new readiness.
     for (const flow of this.flows.values()) {
-      if (flow.backend !== null) flow.backend = byId.get(flow.backend.id) ?? null;
+      if (flow.backend !== null) this.assign(flow, byId.get(flow.backend.id) ?? null);
     }
   }
 
   /** Forgets every flow's affinity now, as if every conntrack entry had timed out. */
   expireAffinity(): void {
-    for (const flow of this.flows.values()) flow.backend = null;
+    for (const flow of this.flows.values()) this.assign(flow, null);
   }
 
   stats(): FrontStats {
@@ -107,11 +109,11 @@ export class UdpFront {
       flow = this.newFlow({ address: rinfo.address, port: rinfo.port });
       this.flows.set(key, flow);
     } else if (flow.backend !== null && now - flow.lastSeenAt >= this.affinityMs) {
-      flow.backend = null;
+      this.assign(flow, null);
     }
     flow.lastSeenAt = now;
     if (flow.backend === null) {
-      flow.backend = this.pick();
+      this.assign(flow, this.pick());
       if (flow.backend === null) {
         this.counters.noBackend++;
         return;
@@ -143,19 +145,25 @@ export class UdpFront {
 
   /** A ready backend with the fewest flows; ties go to the earliest listed. */
   private pick(): FrontBackend | null {
-    const ready = this.backends.filter((b) => b.ready);
-    if (ready.length === 0) return null;
-    const load = new Map<string, number>(ready.map((b) => [b.id, 0]));
-    for (const flow of this.flows.values()) {
-      if (flow.backend !== null && load.has(flow.backend.id)) load.set(flow.backend.id, load.get(flow.backend.id)! + 1);
+    let best: FrontBackend | null = null;
+    for (const backend of this.backends) {
+      if (!backend.ready) continue;
+      if (best === null || (this.flowCounts.get(backend.id) ?? 0) < (this.flowCounts.get(best.id) ?? 0)) best = backend;
     }
-    return ready.reduce((best, b) => (load.get(b.id)! < load.get(best.id)! ? b : best));
+    return best;
+  }
+
+  private assign(flow: Flow, backend: FrontBackend | null): void {
+    if (flow.backend !== null) this.flowCounts.set(flow.backend.id, (this.flowCounts.get(flow.backend.id) ?? 1) - 1);
+    flow.backend = backend;
+    if (backend !== null) this.flowCounts.set(backend.id, (this.flowCounts.get(backend.id) ?? 0) + 1);
   }
 
   private sweep(): void {
     const now = Date.now();
     for (const [key, flow] of this.flows) {
       if (now - flow.lastSeenAt >= this.forgetAfterMs) {
+        this.assign(flow, null);
         flow.socket.close();
         this.flows.delete(key);
       }
