@@ -594,7 +594,7 @@ function printRun(report: RunReport): void {
     return percentOfCore(machineSeconds === undefined ? undefined : Math.max(0, machineSeconds - ours(phase)), report.usage.seconds.get(phase)).padStart(12);
   }).join('')}`);
   say(`  ${`machine (${availableParallelism()} cores = ${availableParallelism() * 100}%)`.padEnd(24)}${PHASES.map((phase) => percentOfCore(report.usage.machineCoreSeconds.get(phase), report.usage.seconds.get(phase)).padStart(12)).join('')}`);
-  say(`${'RSS (largest)'.padEnd(26)}${PHASES.map((phase) => phaseLabel(phase).padStart(12)).join('')}`);
+  say(`${'RSS, all processes of a row'.padEnd(26)}${PHASES.map((phase) => phaseLabel(phase).padStart(12)).join('')}`);
   for (const group of groups) {
     say(`  ${group.padEnd(24)}${PHASES.map((phase) => {
       const rss = report.usage.rss.get(group)?.get(phase);
