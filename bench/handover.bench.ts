@@ -20,7 +20,9 @@ function metricValue(text: string, name: string): number {
   return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN);
 }
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' }, devices: { type: 'string', default: '20' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' }, devices: { type: 'string', default: '20' }, 'relay-node-args': { type: 'string', default: '' } } });
+/** Node/V8 flags for the two relays, e.g. "--max-semi-space-size=4" to see what the young generation costs. */
+const relayNodeArgs = values['relay-node-args'].split(' ').filter((arg) => arg !== '');
 const sizes = values.sizes.split(',').map(Number);
 const realDevices = Number(values.devices);
 
@@ -35,8 +37,8 @@ for (const size of sizes) {
   const relayArgs = ['--await-restore', '--park-after', '1h', '--max-sessions', String(size + 1000)];
   const predecessor = new SyntheticPredecessor(env.pki, syntheticSessions(size));
   const predecessorUrl = await predecessor.listen();
-  const a = await startRelay(env.pki, { name: 'relay-a-0', upstream, args: relayArgs });
-  const b = await startRelay(env.pki, { name: 'relay-b-0', upstream, args: relayArgs });
+  const a = await startRelay(env.pki, { name: 'relay-a-0', upstream, args: relayArgs, nodeArgs: relayNodeArgs });
+  const b = await startRelay(env.pki, { name: 'relay-b-0', upstream, args: relayArgs, nodeArgs: relayNodeArgs });
   try {
     const rssIdle = processUsage(a.child.pid!).rssBytes;
     const load = await env.operator.restore(a.mgmtUrl, { from: predecessorUrl, commitTimeoutMs: 60_000 });

@@ -11,7 +11,8 @@ import { closeAll, request } from '../test/helpers/devices.ts';
 import { startRelay, testPki } from '../test/helpers/relayd.ts';
 import { fmt, machine, mib, percentile, processUsage } from './lib.ts';
 
-const { values } = parseArgs({ options: { devices: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, payload: { type: 'string', default: '100' }, 'cpu-prof': { type: 'string' } } });
+const { values } = parseArgs({ options: { devices: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, payload: { type: 'string', default: '100' }, 'cpu-prof': { type: 'string' }, 'relay-node-args': { type: 'string', default: '' } } });
+const relayNodeArgs = values['relay-node-args'].split(' ').filter((arg) => arg !== '');
 const devices = Number(values.devices);
 const seconds = Number(values.seconds);
 const payloadBytes = Number(values.payload);
@@ -19,7 +20,7 @@ const payloadBytes = Number(values.payload);
 const env = await testPki();
 const echo = new UpstreamEcho();
 const upstream = await echo.listen();
-const relay = await startRelay(env.pki, { name: 'bench-relay', upstream: `127.0.0.1:${upstream.port}`, args: ['--park-after', '1h', '--handshake-rate-per-source', '100000'], nodeArgs: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] });
+const relay = await startRelay(env.pki, { name: 'bench-relay', upstream: `127.0.0.1:${upstream.port}`, args: ['--park-after', '1h', '--handshake-rate-per-source', '100000'], nodeArgs: [...relayNodeArgs, ...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']])] });
 if (values['cpu-prof'] !== undefined) console.log(`relayd CPU profile goes to ${values['cpu-prof']} (written when it stops)`);
 const pid = relay.child.pid!;
 console.log(`machine: ${machine()}`);

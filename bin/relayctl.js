@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../cli/main.ts';
+import './check-node.js';
+await import('../cli/main.ts');

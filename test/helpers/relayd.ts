@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ManagementClient } from '../../api/management-client.ts';
+import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
 import { ensureLocalPki, operatorClientTlsOptions, type LocalPki } from '../../orchestrator/platform/local/pki.ts';
 
 const RELAYD = new URL('../../relay/main.ts', import.meta.url).pathname;
@@ -37,6 +38,7 @@ export async function testPki(): Promise<{ dir: string; pki: LocalPki; operator:
 /** Starts relayd as a child process on loopback with ephemeral ports and waits until it listens. */
 export async function startRelay(pki: LocalPki, options: { name: string; upstream: string; args?: string[]; env?: Record<string, string>; nodeArgs?: string[] }): Promise<RelayProcess> {
   const args = [
+    ...RELAYD_NODE_FLAGS,
     ...(options.nodeArgs ?? []),
     RELAYD,
     '--pod-name', options.name,

@@ -69,6 +69,8 @@ export function findProcesses(markers: readonly string[]): number[] {
 export interface DetachedSpec {
   /** Absolute path of the script run with process.execPath. */
   script: string;
+  /** Node flags before the script. */
+  nodeArgs?: readonly string[];
   args: readonly string[];
   /** stdout and stderr go here (truncated first); `header` is written as its first line. */
   logFile: string;
@@ -81,7 +83,7 @@ export async function spawnDetached(spec: DetachedSpec): Promise<number> {
   writeFileSync(spec.logFile, `${JSON.stringify({ level: 30, time: Date.now(), ...spec.header })}\n`, { mode: 0o600 });
   const fd = openSync(spec.logFile, 'a');
   try {
-    const child = spawn(process.execPath, [spec.script, ...spec.args], {
+    const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...spec.args], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...inheritedEnv(), ...spec.env },

@@ -8,6 +8,7 @@ import { ManagementError, type ManagementClient } from '../../../api/management-
 import type { StatusResponse } from '../../../api/management.ts';
 import { restoreFailedError, unavailableError, type OrchestratorError } from '../../errors.ts';
 import type { RelayStatus, RestoreOutcome } from '../platform.ts';
+import { RELAYD_NODE_FLAGS } from '../../../relay/runtime-flags.ts';
 import { HOST_ADDRESS } from './addresses.ts';
 import type { LocalPki } from './pki.ts';
 import { spawnDetached, type Target } from './processes.ts';
@@ -61,6 +62,7 @@ export function startRelay(paths: LocalPaths, launch: RelayLaunch): Promise<numb
   ];
   return spawnDetached({
     script: RELAY_MAIN,
+    nodeArgs: RELAYD_NODE_FLAGS,
     args,
     logFile: podLog(paths, pod.name),
     // The image is only a label locally (every set runs this checkout); the header line and the environment
