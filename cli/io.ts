@@ -14,7 +14,7 @@ export interface OutputStream {
   readonly columns?: number;
 }
 
-/** Called on SIGINT/SIGTERM; `count` is 1 for the first signal, 2 for the second (after which the process exits). */
+/** Called on SIGINT/SIGTERM/SIGHUP; `count` is 1 for the first signal, 2 for the second (after which the process exits). */
 export type InterruptHandler = (count: number) => void;
 
 export interface Io {
@@ -39,17 +39,42 @@ export function processIo(): Io {
     cwd: process.cwd(),
     onInterrupt(handler) {
       let count = 0;
-      const listener = (): void => {
+      let firstAt = 0;
+      const listener = (signal: NodeJS.Signals): void => {
+        const now = Date.now();
+        // A hang-up delivers several signals at once (from the terminal and from the session leader);
+        // only a second request that comes later, from a person, means "quit now". A hang-up never does.
+        if (signal === 'SIGHUP') {
+          // Nobody can read the terminal any more, and writing to it fails: go quiet, keep cleaning up.
+          const quiet = ((_chunk: unknown, ...rest: unknown[]) => {
+            const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+            callback?.();
+            return true;
+          }) as typeof process.stderr.write;
+          process.stdout.write = quiet;
+          process.stderr.write = quiet;
+        }
+        if (count > 0 && (signal === 'SIGHUP' || now - firstAt < 500)) return;
+        if (count === 0) firstAt = now;
         count++;
         handler(count);
         // A second Ctrl-C means "now": the command had its chance to stop cleanly.
         if (count >= 2) process.exit(130);
       };
+      // SIGHUP: the terminal went away; the command still cleans up (a demo still tears its fleet down),
+      // and writes to the dead terminal must not crash it on the way.
+      const ignore = (): void => undefined;
       process.on('SIGINT', listener);
       process.on('SIGTERM', listener);
+      process.on('SIGHUP', listener);
+      process.stdout.on('error', ignore);
+      process.stderr.on('error', ignore);
       return () => {
         process.off('SIGINT', listener);
         process.off('SIGTERM', listener);
+        process.off('SIGHUP', listener);
+        process.stdout.off('error', ignore);
+        process.stderr.off('error', ignore);
       };
     },
   };
