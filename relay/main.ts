@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { stopOnSignals } from './stop-on-signals.ts';
 import { loadConfig, relaydCommand, type RelaydOptions } from './config.ts';
 import { Relay } from './relay.ts';
 
@@ -23,19 +24,4 @@ try {
   process.exit(1);
 }
 
-let stopping = false;
-const stop = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  bootLog.info({ signal }, 'stopping');
-  setTimeout(() => {
-    bootLog.error('did not stop in time; exiting');
-    process.exit(1);
-  }, STOP_DEADLINE_MS).unref();
-  relay.stop().then(() => process.exit(0), (error: unknown) => {
-    bootLog.error({ err: error }, 'error while stopping');
-    process.exit(1);
-  });
-};
-process.on('SIGTERM', () => stop('SIGTERM'));
-process.on('SIGINT', () => stop('SIGINT'));
+stopOnSignals(bootLog, () => relay.stop(), STOP_DEADLINE_MS);

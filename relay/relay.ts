@@ -13,7 +13,7 @@ import { PeerDirectory } from './cluster/peers.ts';
 import type { HandoverHost } from './handover/host.ts';
 import { PauseQueue } from './handover/pause-queue.ts';
 import { HandoverSource } from './handover/source.ts';
-import { HandoverSuccessor, type TunnelVia } from './handover/successor.ts';
+import { HandoverSuccessor } from './handover/successor.ts';
 import { FrameKind, type Frame } from './handover/tunnel-codec.ts';
 import { TunnelEnd } from './handover/tunnel.ts';
 import { loadServerKey } from './dtls/server-key.ts';
@@ -48,7 +48,6 @@ export class Relay implements HandoverHost, ClaimHost {
   private forwardedDatagrams = 0;
   private lastForwardAt: number | null = null;
   private successorName: string | null = null;
-  private predecessorVia: TunnelVia | null = null;
   private readonly endpoint: UdpEndpoint;
   private forwarder!: UpstreamForwarder;
   private readonly mgmt: ManagementServer;
@@ -104,7 +103,7 @@ export class Relay implements HandoverHost, ClaimHost {
       },
     });
     this.mgmt = new ManagementServer(config.mgmt.tls, (error) => this.log.error({ err: error }, 'management server error'));
-    this.tunnel = new TunnelEnd(config.tunnel.host, (error) => this.log.error({ err: error }, 'tunnel socket error'));
+    this.tunnel = new TunnelEnd(config.tunnel.host, (error) => this.log.error({ err: error }, 'tunnel socket error'), () => metrics.drop('tunnel-forged'));
     this.peers = new ManagementClient({ ...config.mgmt.tls, servername: config.mgmt.peerServername });
     this.source = new HandoverSource(this);
     this.successor = new HandoverSuccessor(this);
@@ -302,9 +301,8 @@ export class Relay implements HandoverHost, ClaimHost {
     this.setState('restoring', reason);
   }
 
-  finishRestore(outcome: { ok: true; predecessor: string | null } | { ok: false; previous: RelayState; reason: string }): void {
+  finishRestore(outcome: { ok: true } | { ok: false; previous: RelayState; reason: string }): void {
     if (outcome.ok) {
-      this.predecessorVia = outcome.predecessor === null ? null : { tunnel: true, predecessor: outcome.predecessor };
       this.forwardedDatagrams = 0;
       this.lastForwardAt = null;
       this.setState('serving', null);
@@ -319,8 +317,7 @@ export class Relay implements HandoverHost, ClaimHost {
     }
   }
 
-  onPredecessorFrame(frame: Frame): void {
-    const via = this.predecessorVia ?? { tunnel: true, predecessor: 'predecessor' };
+  onPredecessorFrame(frame: Frame, via: Via): void {
     if (frame.kind === FrameKind.deviceDatagram) {
       this.metrics.traffic.tunnelIn++;
       this.adapter.receive(frame.payload, frame.peer, via);

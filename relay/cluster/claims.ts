@@ -8,6 +8,7 @@ import { StateDecoder, encodeSessionChunks } from '../../api/state-codec.ts';
 import type { SessionState } from '../../api/state-format.ts';
 import { MAX_INBOUND_DATAGRAM, type DtlsAdapter, type ExportedSession } from '../dtls/adapter.ts';
 import { fenceSequence } from '../handover/fence.ts';
+import { asStateRecords } from '../handover/state-records.ts';
 import { HttpError, readJson } from '../mgmt/server.ts';
 import { peerKey, type PeerAddress, type Session, type Via } from '../session/session.ts';
 import type { PeerDirectory } from './peers.ts';
@@ -163,10 +164,11 @@ export class SessionClaims {
           refused++;
           continue;
         }
-        const [exported] = adapter.exportSessions((candidate) => candidate === session);
+        const exported = adapter.exportSession(session);
+        if (exported === null) continue;
         adapter.discard([session]);
         this.host.released(session);
-        given.push(exported!);
+        given.push(exported);
       }
     }
     if (refused > 0) this.host.counted('refused', refused);
@@ -175,8 +177,7 @@ export class SessionClaims {
       this.host.log.debug({ sessions: given.length, claimant: body.claimant }, 'sessions handed to a sibling');
     }
     response.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'cache-control': 'no-store' });
-    const states = given.map((session) => ({ ...session, upstream: { identity: null } }));
-    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: states.length }, states)) response.write(chunk);
+    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: given.length }, asStateRecords(given))) response.write(chunk);
     response.end();
   }
 }

@@ -39,8 +39,6 @@ export const MBED_DTLS_VERSION = '3.0.0-rc.14';
 export const MAX_INBOUND_DATAGRAM = 837;
 /** MBEDTLS_SSL_MAX_CONTENT_LEN of the bundled configuration. */
 export const MAX_PLAINTEXT = 800;
-/** The one cipher suite of the bundled configuration: TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8. */
-export const CIPHER_SUITE = 0xc0ae;
 
 const MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY = -0x7880;
 const NATIVE_RELEASES_PER_COLLECTION = 1_000;
@@ -399,6 +397,12 @@ export class DtlsAdapter {
     return out;
   }
 
+  /** One session's state, or null when it is not (or no longer) in the table. */
+  exportSession(session: Session): ExportedSession | null {
+    const conn = this.sessions.get(session.key);
+    return conn === undefined || conn.session !== session ? null : this.exportConn(conn);
+  }
+
   /** A session's state as it is now; null if it holds none (already released). */
   private exportConn(conn: Conn): ExportedSession | null {
     // A released conn (closed since a lazy snapshot listed it) exports what it last had: it will be
@@ -415,20 +419,6 @@ export class DtlsAdapter {
       dtls: secrets,
       replay: { epoch: session.replay.epoch, top: session.replay.top, window: session.replay.toBytes() },
     };
-  }
-
-  /**
-   * What identifies the exportable state of every session now, for a pre-copy: a session whose
-   * serial and record counters are unchanged later has exactly the same secrets, sequence numbers
-   * and replay window (they move only with records), so a delta need not carry it again.
-   */
-  stateVersions(): Map<string, SessionVersion> {
-    const versions = new Map<string, SessionVersion>();
-    for (const [key, conn] of this.sessions) {
-      const { session } = conn;
-      versions.set(key, { serial: session.serial, recordsIn: session.recordsIn, recordsOut: session.recordsOut });
-    }
-    return versions;
   }
 
   /**

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RelayState } from '../../api/management.ts';
 import type { ManagementClient } from '../../api/management-client.ts';
 import type { DtlsAdapter } from '../dtls/adapter.ts';
-import type { PeerAddress } from '../session/session.ts';
+import type { PeerAddress, Via } from '../session/session.ts';
 import type { TunnelEnd } from './tunnel.ts';
 
 /** What the handover roles need from the relay that hosts them (implemented by Relay). */
@@ -26,7 +26,7 @@ export interface HandoverHost {
   sendToDevice(datagram: Buffer, peer: PeerAddress): void;
   /** New side: enter or leave the restoring state. */
   setRestoring(reason: string): void;
-  finishRestore(outcome: { ok: true; predecessor: string | null } | { ok: false; previous: RelayState; reason: string }): void;
-  /** New side: a frame from the predecessor's tunnel. */
-  onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame): void;
+  finishRestore(outcome: { ok: true } | { ok: false; previous: RelayState; reason: string }): void;
+  /** New side: a frame from the predecessor's tunnel; `via` is the route of the sessions it restored. */
+  onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame, via: Via): void;
 }

@@ -6,11 +6,11 @@ import type {
   HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest, PrecopyRequest,
 } from '../../api/management.ts';
 import { encodeSessionChunks } from '../../api/state-codec.ts';
-import type { SessionState } from '../../api/state-format.ts';
-import type { ExportedSession, SessionVersion } from '../dtls/adapter.ts';
+import type { SessionVersion } from '../dtls/adapter.ts';
 import { HANDOVER_HEADERS, STATE_CONTENT_TYPE } from '../../api/management.ts';
 import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
 import type { HandoverHost } from './host.ts';
+import { asStateRecords } from './state-records.ts';
 import { FrameKind, TUNNEL_KEY_BYTES } from './tunnel-codec.ts';
 
 /** Bounds on what a successor may ask for. */
@@ -75,10 +75,7 @@ export class HandoverSource {
     const precopy: Precopy = { id: randomUUID(), successor: body.successor, versions: snapshot.versions, expiresAt: Date.now() + PRECOPY_TTL_MS };
     this.precopied = precopy;
     response.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, [HANDOVER_HEADERS.precopyId]: precopy.id, 'cache-control': 'no-store' });
-    const states = (function* () {
-      for (const session of snapshot.sessions) yield { ...session, upstream: { identity: null } };
-    })();
-    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: snapshot.count }, states)) {
+    for (const chunk of encodeSessionChunks({ source: this.host.podName, createdAt: Date.now(), count: snapshot.count }, asStateRecords(snapshot.sessions))) {
       if (!response.write(chunk)) await once(response, 'drain');
       else await new Promise((resolve) => setImmediate(resolve));
       if (response.destroyed) return;
@@ -128,7 +125,7 @@ export class HandoverSource {
       });
       let bytes = 0;
       const header = { source: this.host.podName, createdAt: Date.now(), count: sessions.length, ...(delta === null ? {} : { base: precopy!.id, removed: delta.removed }) };
-      for (const chunk of encodeSessionChunks(header, toStates(sessions))) {
+      for (const chunk of encodeSessionChunks(header, asStateRecords(sessions))) {
         bytes += chunk.length;
         if (!response.write(chunk)) await once(response, 'drain');
         if (this.pending !== pending) return;
@@ -194,11 +191,6 @@ export class HandoverSource {
     const replayed = this.host.resume(reason);
     this.host.log.warn({ handover: pending.id, reason, replayed }, 'handover abandoned; serving again');
   }
-}
-
-/** The upstream identity is derivable from the device key; it is not sent, to keep the stream small. */
-function toStates(sessions: readonly ExportedSession[]): SessionState[] {
-  return sessions.map((session) => ({ ...session, upstream: { identity: null } }));
 }
 
 export function parseHandoverRequest(value: unknown): HandoverRequest {

@@ -46,7 +46,7 @@ export class HandoverSuccessor {
     }
     if (body.empty === true) {
       if (previous !== 'awaiting-restore') throw new HttpError(409, 'ERR_NOT_RESTORABLE', `relay is ${previous}; only a relay awaiting its restore can be told to start empty`);
-      this.host.finishRestore({ ok: true, predecessor: null });
+      this.host.finishRestore({ ok: true });
       this.host.log.warn('told to serve without predecessor state: its devices will handshake again');
       const empty: RestoreResponse = { from: '', sessions: 0, skipped: 0, bytes: 0, durationMs: 0, pauseMs: 0, queuedForwarded: 0, precopySessions: 0, deltaSessions: 0, delta: false };
       sendJson(response, 200, empty);
@@ -157,7 +157,7 @@ export class HandoverSuccessor {
         role: 'new',
         remoteHost: new URL(body.from).hostname.replace(/^\[|\]$/g, ''),
         remotePort: predecessorTunnelPort,
-        onFrame: (frame) => host.onPredecessorFrame(frame),
+        onFrame: (frame) => host.onPredecessorFrame(frame, via),
       });
       imported = stage.commit();
       const tImported = performance.now();
@@ -171,7 +171,7 @@ export class HandoverSuccessor {
         commit: Math.round(tCommitted - tImported),
       };
       const durationMs = Math.round(performance.now() - started);
-      host.finishRestore({ ok: true, predecessor: header.source });
+      host.finishRestore({ ok: true });
       log.info({ sessions: imported.length, precopySessions, deltaSessions, delta: header.base !== undefined, skipped, bytes, durationMs, phasesMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded }, 'restore committed; serving');
       return { from: body.from, sessions: imported.length, skipped, bytes, durationMs, pauseMs: commit.pauseMs, queuedForwarded: commit.queuedForwarded, precopySessions, deltaSessions, delta: header.base !== undefined };
     } catch (error) {

@@ -14,21 +14,17 @@ export class TunnelEnd {
   private sealer: TunnelSealer | null = null;
   private remote: PeerAddress | null = null;
   private onFrame: (frame: Frame) => void = () => undefined;
-  forged = 0;
-  sent = 0;
-  received = 0;
 
-  constructor(host: string, onError: (error: Error) => void) {
+  constructor(host: string, onError: (error: Error) => void, onForged: () => void) {
     this.socket = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     this.host = host;
     this.socket.on("error", onError);
     this.socket.on('message', (datagram, rinfo) => {
       const frame = this.sealer?.open(datagram) ?? null;
       if (frame === null) {
-        this.forged++;
+        onForged();
         return;
       }
-      this.received++;
       this.remote = { address: rinfo.address, port: rinfo.port };
       this.onFrame(frame);
     });
@@ -66,7 +62,6 @@ export class TunnelEnd {
   send(frame: Frame): boolean {
     if (this.sealer === null || this.remote === null) return false;
     this.socket.send(this.sealer.seal(frame), this.remote.port, this.remote.address);
-    this.sent++;
     return true;
   }
 

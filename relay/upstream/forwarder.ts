@@ -27,6 +27,9 @@ export interface ForwarderEvents {
   error(error: Error): void;
 }
 
+/** Marks a session known to the shared socket in prefixed mode. */
+const PREFIXED = Symbol('prefixed');
+
 interface UpstreamSlot {
   socket: dgram.Socket;
   lastUsedAt: number;
@@ -59,9 +62,12 @@ export class UpstreamForwarder {
   forward(session: Session, payload: Buffer): void {
     if (this.mode === 'prefixed') {
       const socket = this.sharedSocket();
-      this.byFingerprint.set(session.deviceId, session);
-      const prefix = session.fingerprint;
-      socket.send([prefix, payload], this.target.port, this.target.host, this.onSendError);
+      // Registered once per session, so replies can find it; not again per datagram.
+      if (session.upstream !== PREFIXED) {
+        this.byFingerprint.set(session.deviceId, session);
+        session.upstream = PREFIXED;
+      }
+      socket.send([session.fingerprint, payload], this.target.port, this.target.host, this.onSendError);
     } else {
       this.slotOf(session).socket.send(payload, this.target.port, this.target.host, this.onSendError);
     }
@@ -70,13 +76,14 @@ export class UpstreamForwarder {
 
   /** A session ended or moved away: its upstream socket goes. */
   forget(session: Session): void {
-    const slot = session.upstream as UpstreamSlot | undefined;
-    if (slot !== undefined) {
-      session.upstream = undefined;
+    const upstream = session.upstream;
+    session.upstream = undefined;
+    if (upstream === PREFIXED) {
+      if (this.byFingerprint.get(session.deviceId) === session) this.byFingerprint.delete(session.deviceId);
+    } else if (upstream !== undefined) {
       this.slots.delete(session);
-      slot.socket.close();
+      (upstream as UpstreamSlot).socket.close();
     }
-    if (this.byFingerprint.get(session.deviceId) === session) this.byFingerprint.delete(session.deviceId);
   }
 
   /** Closes per-session sockets unused for `idleMs`. */

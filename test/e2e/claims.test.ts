@@ -1,18 +1,12 @@
 import dgram from 'node:dgram';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManagementClient } from '../../api/management-client.ts';
 import { StateDecoder } from '../../api/state-codec.ts';
 import { DtlsClient } from '../../client/index.ts';
 import { relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
-import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 import { closeAll, generateDeviceKey, request } from '../helpers/devices.ts';
-import { startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+import { metricValue, relayFixture, type RelayProcess } from '../helpers/relayd.ts';
 
-type Env = Awaited<ReturnType<typeof testPki>>;
-
-function counter(metrics: string, line: string): number {
-  return Number(metrics.split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1] ?? 0);
-}
 
 /** A UDP socket standing for the device's address; `target` plays the load balancer's choice of relay. */
 async function movableFlow(ports: number[]) {
@@ -33,31 +27,14 @@ async function movableFlow(ports: number[]) {
 }
 
 describe('sessions follow their device between sibling relays', () => {
-  let env: Env;
-  let echo: UpstreamEcho;
-  let upstream: string;
-  const relays: RelayProcess[] = [];
-
-  beforeAll(async () => {
-    env = await testPki();
-    echo = new UpstreamEcho();
-    upstream = `127.0.0.1:${(await echo.listen()).port}`;
-  });
-  afterEach(async () => {
-    await Promise.all(relays.splice(0).map((r) => r.stop()));
-  });
-  afterAll(async () => {
-    await echo?.close();
-    await env?.cleanup();
-  });
+  const fixture = relayFixture();
+  const relay = (name: string, args: string[] = []): Promise<RelayProcess> => fixture.relay(name, args);
 
   it('a relay that receives a flow it has no session for claims it from the sibling that has it', async () => {
-    const a = await startRelay(env.pki, { name: 'relay-b-0', upstream });
-    relays.push(a);
-    const b = await startRelay(env.pki, { name: 'relay-b-1', upstream, args: ['--peers', `127.0.0.1:${new URL(a.mgmtUrl).port}`] });
-    relays.push(b);
+    const a = await relay('relay-b-0');
+    const b = await relay('relay-b-1', ['--peers', `127.0.0.1:${new URL(a.mgmtUrl).port}`]);
     const flow = await movableFlow([a.dtlsPort, b.dtlsPort]);
-    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
     await client.connect();
     try {
       await request(client, Buffer.from('on a'), { retransmit: false });
@@ -66,10 +43,10 @@ describe('sessions follow their device between sibling relays', () => {
       expect((await request(client, Buffer.from('on b'), { retransmit: false, timeoutMs: 3_000 })).reply.toString()).toBe('on b');
       expect(client.stats.handshakes).toBe(1);
       expect(client.stats.replaysDropped).toBe(0);
-      expect((await env.operator.status(a.mgmtUrl)).sessions.total).toBe(0);
-      expect((await env.operator.status(b.mgmtUrl)).sessions.total).toBe(1);
-      expect(counter(await env.operator.metrics(b.mgmtUrl), 'relay_session_claims_total{result="claimed"}')).toBe(1);
-      expect(counter(await env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="gave"}')).toBe(1);
+      expect((await fixture.env.operator.status(a.mgmtUrl)).sessions.total).toBe(0);
+      expect((await fixture.env.operator.status(b.mgmtUrl)).sessions.total).toBe(1);
+      expect(metricValue(await fixture.env.operator.metrics(b.mgmtUrl), 'relay_session_claims_total{result="claimed"}')).toBe(1);
+      expect(metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="gave"}')).toBe(1);
       // And it keeps working there.
       for (let i = 0; i < 5; i++) await request(client, Buffer.from(`b ${i}`), { retransmit: false });
     } finally {
@@ -79,12 +56,11 @@ describe('sessions follow their device between sibling relays', () => {
   });
 
   it('an owner gives a session only for an authentic, fresh record', async () => {
-    const a = await startRelay(env.pki, { name: 'relay-b-0', upstream });
-    relays.push(a);
+    const a = await relay('relay-b-0');
     const flow = await movableFlow([a.dtlsPort]);
-    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
     await client.connect();
-    const sibling = new ManagementClient(relayClientTlsOptions(env.pki));
+    const sibling = new ManagementClient(relayClientTlsOptions(fixture.env.pki));
     try {
       await request(client, Buffer.from('hello'), { retransmit: false });
       const seen = flow.state.lastFromDevice!;
@@ -108,7 +84,7 @@ describe('sessions follow their device between sibling relays', () => {
       await expect(sibling.claim(a.mgmtUrl, { claimant: 'x', claims: [{ peer: { address: 'nowhere', port: 1 }, record: 'AA==' }] })).rejects.toMatchObject({ status: 400, remoteCode: 'ERR_BAD_REQUEST' });
       // The session is untouched.
       expect((await request(client, Buffer.from('still mine'), { retransmit: false })).reply.toString()).toBe('still mine');
-      expect(counter(await env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="refused"}')).toBe(2);
+      expect(metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="refused"}')).toBe(2);
     } finally {
       await sibling.close();
       await closeAll([client]);

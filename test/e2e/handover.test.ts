@@ -2,25 +2,18 @@ import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManagementClient } from '../../api/management-client.ts';
 import { DtlsClient } from '../../client/index.ts';
 import { NONCE_FENCE } from '../../relay/handover/fence.ts';
 import { ensureLocalPki, relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
 import { UdpFront } from '../../orchestrator/platform/local/udp-front.ts';
-import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 import { closeAll, connectDevices, generateDeviceKey, request, startLoad } from '../helpers/devices.ts';
-import { startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+import { metricValue, relayFixture, startRelay, type RelayProcess } from '../helpers/relayd.ts';
 import { StateTamperingProxy } from '../helpers/tampering-proxy.ts';
 
-type Env = Awaited<ReturnType<typeof testPki>>;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function counter(metrics: string, name: string, labels = ''): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
-}
 
 async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -31,56 +24,33 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
 }
 
 describe('session handover between two relayd processes', () => {
-  let env: Env;
-  let echo: UpstreamEcho;
-  let upstream: string;
-  const relays: RelayProcess[] = [];
-
-  const relay = async (name: string, args: string[] = []): Promise<RelayProcess> => {
-    const started = await startRelay(env.pki, { name, upstream, args });
-    relays.push(started);
-    return started;
-  };
-
-  beforeAll(async () => {
-    env = await testPki();
-    echo = new UpstreamEcho();
-    upstream = `127.0.0.1:${(await echo.listen()).port}`;
-  });
-
-  afterEach(async () => {
-    await Promise.all(relays.splice(0).map((r) => r.stop()));
-  });
-
-  afterAll(async () => {
-    await echo?.close();
-    await env?.cleanup();
-  });
+  const fixture = relayFixture();
+  const relay = (name: string, args: string[] = []): Promise<RelayProcess> => fixture.relay(name, args);
 
   it('moves hundreds of live sessions to the new relay: no handshake, no lost request, no replay, stragglers tunnelled', async () => {
     const a = await relay('relay-a-0');
     const b = await relay('relay-b-0', ['--await-restore']);
-    expect(await env.operator.readyz(b.mgmtUrl)).toMatchObject({ ready: false, state: 'awaiting-restore' });
+    expect(await fixture.env.operator.readyz(b.mgmtUrl)).toMatchObject({ ready: false, state: 'awaiting-restore' });
     const front = new UdpFront({ affinityMs: 60_000 });
     const service = await front.listen();
     front.setBackends([{ id: 'a', address: '127.0.0.1', port: a.dtlsPort, ready: true }, { id: 'b', address: '127.0.0.1', port: b.dtlsPort, ready: false }]);
-    const clients = await connectDevices({ port: service.port, serverPublicKey: env.pki.dtls.publicKeyDer, count: 300 });
+    const clients = await connectDevices({ port: service.port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, count: 300 });
     try {
       const load = startLoad(clients, { pauseMs: 20 });
       await sleep(1_000);
       const seqBefore = clients.map((c) => c.stats.lastInboundSeq);
 
-      const outcome = await env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl });
+      const outcome = await fixture.env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl });
       expect(outcome.sessions).toBe(300);
       expect(outcome.skipped).toBe(0);
       expect(outcome.pauseMs).toBeLessThan(2_000);
-      expect(await env.operator.readyz(b.mgmtUrl)).toMatchObject({ ready: true, state: 'serving' });
-      expect(await env.operator.readyz(a.mgmtUrl)).toMatchObject({ ready: false, state: 'forwarding' });
+      expect(await fixture.env.operator.readyz(b.mgmtUrl)).toMatchObject({ ready: true, state: 'serving' });
+      expect(await fixture.env.operator.readyz(a.mgmtUrl)).toMatchObject({ ready: false, state: 'forwarding' });
       front.setBackends([{ id: 'a', address: '127.0.0.1', port: a.dtlsPort, ready: false }, { id: 'b', address: '127.0.0.1', port: b.dtlsPort, ready: true }]);
 
       // Flows stay on A (conntrack): A tunnels them to B and B answers through A.
       await sleep(1_000);
-      const aStatus = await env.operator.status(a.mgmtUrl);
+      const aStatus = await fixture.env.operator.status(a.mgmtUrl);
       expect(aStatus.forwarding.datagrams).toBeGreaterThan(300);
       expect(aStatus.forwarding.successor).toBe('relay-b-0');
       expect(aStatus.sessions.total).toBe(0);
@@ -89,10 +59,10 @@ describe('session handover between two relayd processes', () => {
 
       // The devices fall quiet long enough for their conntrack entries to expire, then reach B directly.
       front.expireAffinity();
-      const forwardedBefore = (await env.operator.status(a.mgmtUrl)).forwarding.datagrams;
+      const forwardedBefore = (await fixture.env.operator.status(a.mgmtUrl)).forwarding.datagrams;
       const direct = startLoad(clients, { pauseMs: 20 });
       await sleep(1_000);
-      const forwardedAfter = (await env.operator.status(a.mgmtUrl)).forwarding.datagrams;
+      const forwardedAfter = (await fixture.env.operator.status(a.mgmtUrl)).forwarding.datagrams;
       const afterSwitch = await direct.stop();
       const result = {
         requests: throughTunnel.requests + afterSwitch.requests,
@@ -113,11 +83,11 @@ describe('session handover between two relayd processes', () => {
         // The nonce fence: the first record from B is far above the last one from A.
         expect(client.stats.lastInboundSeq).toBeGreaterThanOrEqual(seqBefore[i]! + NONCE_FENCE);
       }
-      const bStatus = await env.operator.status(b.mgmtUrl);
+      const bStatus = await fixture.env.operator.status(b.mgmtUrl);
       expect(bStatus.sessions.total).toBe(300);
-      const bMetrics = await env.operator.metrics(b.mgmtUrl);
-      expect(counter(bMetrics, 'relay_handshakes_total')).toBe(0);
-      expect(counter(bMetrics, 'relay_tunnel_datagrams_total', '{direction="in"}')).toBeGreaterThan(0);
+      const bMetrics = await fixture.env.operator.metrics(b.mgmtUrl);
+      expect(metricValue(bMetrics, 'relay_handshakes_total')).toBe(0);
+      expect(metricValue(bMetrics, 'relay_tunnel_datagrams_total{direction="in"}')).toBeGreaterThan(0);
     } finally {
       await closeAll(clients);
       await front.close();
@@ -127,13 +97,13 @@ describe('session handover between two relayd processes', () => {
   it('hands the sessions on again: a relay that restored can be restored from (second update, and rollback)', async () => {
     const a = await relay('relay-a-0');
     const b = await relay('relay-b-0', ['--await-restore']);
-    const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 20 });
+    const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, count: 20 });
     try {
       await Promise.all(clients.map((c, i) => request(c, Buffer.from(`first ${i}`), { retransmit: false })));
-      expect((await env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl })).sessions).toBe(20);
+      expect((await fixture.env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl })).sessions).toBe(20);
       // Back again: A (forwarding) restores from B, the rollback direction.
-      expect((await env.operator.restore(a.mgmtUrl, { from: b.mgmtUrl })).sessions).toBe(20);
-      expect(await env.operator.readyz(a.mgmtUrl)).toMatchObject({ ready: true });
+      expect((await fixture.env.operator.restore(a.mgmtUrl, { from: b.mgmtUrl })).sessions).toBe(20);
+      expect(await fixture.env.operator.readyz(a.mgmtUrl)).toMatchObject({ ready: true });
       // Devices were never re-pointed: they always talked to A's address, which serves again.
       const replies = await Promise.all(clients.map((c, i) => request(c, Buffer.from(`again ${i}`), { retransmit: false })));
       expect(replies.every((r, i) => r.reply.toString() === `again ${i}`)).toBe(true);
@@ -161,20 +131,20 @@ describe('session handover between two relayd processes', () => {
       proxy.send(datagram, target, '127.0.0.1');
     });
     await new Promise<void>((resolve) => proxy.bind(0, '127.0.0.1', () => resolve()));
-    const client = new DtlsClient({ host: '127.0.0.1', port: proxy.address().port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    const client = new DtlsClient({ host: '127.0.0.1', port: proxy.address().port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
     await client.connect();
     try {
       await request(client, Buffer.from('original request'), { retransmit: false });
       const replayed = captured.at(-1)!;
-      await env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl });
+      await fixture.env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl });
       target = b.dtlsPort;
-      const upstreamBefore = echo.received;
-      const before = await env.operator.metrics(b.mgmtUrl);
+      const upstreamBefore = fixture.echo.received;
+      const before = await fixture.env.operator.metrics(b.mgmtUrl);
       await new Promise<void>((resolve) => proxy.send(replayed, b.dtlsPort, '127.0.0.1', () => resolve()));
       await sleep(200);
-      expect(echo.received).toBe(upstreamBefore);
-      const after = await env.operator.metrics(b.mgmtUrl);
-      expect(counter(after, 'relay_drops_total', '{reason="replay"}') - counter(before, 'relay_drops_total', '{reason="replay"}')).toBe(1);
+      expect(fixture.echo.received).toBe(upstreamBefore);
+      const after = await fixture.env.operator.metrics(b.mgmtUrl);
+      expect(metricValue(after, 'relay_drops_total{reason="replay"}') - metricValue(before, 'relay_drops_total{reason="replay"}')).toBe(1);
       // The session itself goes on.
       expect((await request(client, Buffer.from('fresh request'), { retransmit: false })).reply.toString()).toBe('fresh request');
       expect(client.stats.handshakes).toBe(1);
@@ -185,7 +155,7 @@ describe('session handover between two relayd processes', () => {
   });
 
   describe('failure paths: the old relay keeps serving every session', () => {
-    const successorClient = (): ManagementClient => new ManagementClient(relayClientTlsOptions(env.pki));
+    const successorClient = (): ManagementClient => new ManagementClient(relayClientTlsOptions(fixture.env.pki));
 
     /** A fake successor: starts a handover on A, reads `readBytes` of the stream (all if undefined). */
     async function startHandover(a: RelayProcess, client: ManagementClient, commitTimeoutMs: number, readBytes?: number) {
@@ -205,15 +175,15 @@ describe('session handover between two relayd processes', () => {
     }
 
     async function withDevices(a: RelayProcess, action: (clients: DtlsClient[]) => Promise<void>): Promise<void> {
-      const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 40 });
+      const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, count: 40 });
       try {
         await Promise.all(clients.map((c, i) => request(c, Buffer.from(`warm ${i}`), { retransmit: false })));
         await action(clients);
-        await waitFor(async () => (await env.operator.readyz(a.mgmtUrl)).ready, 'A to serve again');
+        await waitFor(async () => (await fixture.env.operator.readyz(a.mgmtUrl)).ready, 'A to serve again');
         const replies = await Promise.all(clients.map((c, i) => request(c, Buffer.from(`after ${i}`), { retransmit: false, timeoutMs: 5_000 })));
         expect(replies.map((r) => r.reply.toString())).toEqual(clients.map((_, i) => `after ${i}`));
         expect(clients.every((c) => c.stats.handshakes === 1 && c.stats.replaysDropped === 0)).toBe(true);
-        expect((await env.operator.status(a.mgmtUrl)).sessions.total).toBe(40);
+        expect((await fixture.env.operator.status(a.mgmtUrl)).sessions.total).toBe(40);
       } finally {
         await closeAll(clients);
       }
@@ -224,7 +194,7 @@ describe('session handover between two relayd processes', () => {
       const client = successorClient();
       await withDevices(a, async (clients) => {
         const { id } = await startHandover(a, client, 30_000);
-        expect((await env.operator.readyz(a.mgmtUrl)).state).toBe('handing-over');
+        expect((await fixture.env.operator.readyz(a.mgmtUrl)).state).toBe('handing-over');
         // Sent during the pause: queued, not lost.
         const pending = Promise.all(clients.map((c, i) => request(c, Buffer.from(`paused ${i}`), { retransmit: false, timeoutMs: 5_000 })));
         await sleep(200);
@@ -240,7 +210,7 @@ describe('session handover between two relayd processes', () => {
       await withDevices(a, async () => {
         const { id } = await startHandover(a, client, 300);
         await sleep(600);
-        expect((await env.operator.readyz(a.mgmtUrl)).state).toBe('serving');
+        expect((await fixture.env.operator.readyz(a.mgmtUrl)).state).toBe('serving');
         await expect(client.commit(a.mgmtUrl, { handoverId: id })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_NO_SUCH_HANDOVER' });
       });
       await client.close();
@@ -258,12 +228,12 @@ describe('session handover between two relayd processes', () => {
 
     it('new relay killed mid-restore: A resumes', async () => {
       const a = await relay('relay-a-0');
-      const proxy = new StateTamperingProxy({ target: a.mgmtUrl, pki: env.pki, mode: { kind: 'stall' } });
+      const proxy = new StateTamperingProxy({ target: a.mgmtUrl, pki: fixture.env.pki, mode: { kind: 'stall' } });
       const proxyUrl = await proxy.listen();
       const b = await relay('relay-b-0', ['--await-restore']);
       await withDevices(a, async () => {
-        const restore = env.operator.restore(b.mgmtUrl, { from: proxyUrl, commitTimeoutMs: 1_000 }).catch((error: unknown) => error);
-        await waitFor(async () => (await env.operator.readyz(a.mgmtUrl)).state === 'handing-over', 'A to pause');
+        const restore = fixture.env.operator.restore(b.mgmtUrl, { from: proxyUrl, commitTimeoutMs: 1_000 }).catch((error: unknown) => error);
+        await waitFor(async () => (await fixture.env.operator.readyz(a.mgmtUrl)).state === 'handing-over', 'A to pause');
         await b.stop('SIGKILL');
         await restore;
         proxy.release();
@@ -274,12 +244,12 @@ describe('session handover between two relayd processes', () => {
     for (const mode of [{ kind: 'truncate' as const, atBytes: 600 }, { kind: 'corrupt' as const, atByte: 900 }]) {
       it(`${mode.kind === 'truncate' ? 'truncated' : 'corrupted'} state stream: the new relay refuses it, restores nothing, and A resumes`, async () => {
         const a = await relay('relay-a-0');
-        const proxy = new StateTamperingProxy({ target: a.mgmtUrl, pki: env.pki, mode });
+        const proxy = new StateTamperingProxy({ target: a.mgmtUrl, pki: fixture.env.pki, mode });
         const proxyUrl = await proxy.listen();
         const b = await relay('relay-b-0', ['--await-restore']);
         await withDevices(a, async () => {
-          await expect(env.operator.restore(b.mgmtUrl, { from: proxyUrl })).rejects.toMatchObject({ status: 502, remoteCode: expect.stringMatching(/^ERR_STATE_/) });
-          const status = await env.operator.status(b.mgmtUrl);
+          await expect(fixture.env.operator.restore(b.mgmtUrl, { from: proxyUrl })).rejects.toMatchObject({ status: 502, remoteCode: expect.stringMatching(/^ERR_STATE_/) });
+          const status = await fixture.env.operator.status(b.mgmtUrl);
           expect(status).toMatchObject({ ready: false, state: 'awaiting-restore' });
           expect(status.sessions.total).toBe(0);
           expect(proxy.aborts).toBe(1);
@@ -293,12 +263,12 @@ describe('session handover between two relayd processes', () => {
       const otherDir = await mkdtemp(join(tmpdir(), 'relayctl-other-'));
       try {
         const other = await ensureLocalPki(otherDir);
-        const stranger = await startRelay(other, { name: 'relay-b-0', upstream, args: ['--await-restore'] });
-        relays.push(stranger);
+        const stranger = await startRelay(other, { name: 'relay-b-0', upstream: fixture.upstream, args: ['--await-restore'] });
+        fixture.track(stranger);
         const strangerOperator = new ManagementClient({ ca: other.ca.cert, cert: other.operator.cert, key: other.operator.key, servername: other.servername });
         await withDevices(a, async () => {
           await expect(strangerOperator.restore(stranger.mgmtUrl, { from: a.mgmtUrl })).rejects.toMatchObject({ status: 502, remoteCode: 'ERR_MGMT_UNREACHABLE' });
-          expect((await env.operator.readyz(a.mgmtUrl)).state).toBe('serving');
+          expect((await fixture.env.operator.readyz(a.mgmtUrl)).state).toBe('serving');
         });
         await strangerOperator.close();
       } finally {
@@ -309,19 +279,19 @@ describe('session handover between two relayd processes', () => {
     it('refuses to restore over sessions of its own, and refuses a handover while not serving', async () => {
       const a = await relay('relay-a-0');
       const b = await relay('relay-b-0');
-      const clients = await connectDevices({ port: b.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 1 });
-      await expect(env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_HAS_SESSIONS' });
+      const clients = await connectDevices({ port: b.dtlsPort, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, count: 1 });
+      await expect(fixture.env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_HAS_SESSIONS' });
       await closeAll(clients);
       const c = await relay('relay-c-0', ['--await-restore']);
-      await expect(env.operator.restore(b.mgmtUrl, { from: c.mgmtUrl })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_HAS_SESSIONS' });
+      await expect(fixture.env.operator.restore(b.mgmtUrl, { from: c.mgmtUrl })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_HAS_SESSIONS' });
       const d = await relay('relay-d-0', ['--await-restore']);
-      await expect(env.operator.restore(d.mgmtUrl, { from: c.mgmtUrl })).rejects.toMatchObject({ status: 502, remoteCode: 'ERR_MGMT_HTTP' });
-      expect((await env.operator.readyz(d.mgmtUrl)).state).toBe('awaiting-restore');
+      await expect(fixture.env.operator.restore(d.mgmtUrl, { from: c.mgmtUrl })).rejects.toMatchObject({ status: 502, remoteCode: 'ERR_MGMT_HTTP' });
+      expect((await fixture.env.operator.readyz(d.mgmtUrl)).state).toBe('awaiting-restore');
       // Its double is gone: it may be told to start empty, once.
-      await expect(env.operator.restore(d.mgmtUrl, { empty: true, from: a.mgmtUrl } as never)).rejects.toMatchObject({ status: 400 });
-      expect(await env.operator.restore(d.mgmtUrl, { empty: true })).toMatchObject({ sessions: 0, from: '' });
-      expect(await env.operator.readyz(d.mgmtUrl)).toMatchObject({ ready: true, state: 'serving' });
-      await expect(env.operator.restore(d.mgmtUrl, { empty: true })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_NOT_RESTORABLE' });
+      await expect(fixture.env.operator.restore(d.mgmtUrl, { empty: true, from: a.mgmtUrl } as never)).rejects.toMatchObject({ status: 400 });
+      expect(await fixture.env.operator.restore(d.mgmtUrl, { empty: true })).toMatchObject({ sessions: 0, from: '' });
+      expect(await fixture.env.operator.readyz(d.mgmtUrl)).toMatchObject({ ready: true, state: 'serving' });
+      await expect(fixture.env.operator.restore(d.mgmtUrl, { empty: true })).rejects.toMatchObject({ status: 409, remoteCode: 'ERR_NOT_RESTORABLE' });
     });
   });
 });

@@ -10,14 +10,9 @@ import { DEVICE_FINGERPRINT_BYTES, deviceFingerprint } from '../../api/device-id
 import { ensureLocalPki } from '../../orchestrator/platform/local/pki.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 import { closeAll, connectDevices, generateDeviceKey, request } from '../helpers/devices.ts';
-import { startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+import { metricValue, startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
 
 type Env = Awaited<ReturnType<typeof testPki>>;
-
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{') && l.split(' ')[0] === name);
-  return line === undefined ? NaN : Number(line.split(' ').pop());
-}
 
 function sendRaw(port: number, datagram: Buffer, from?: dgram.Socket): Promise<void> {
   const socket = from ?? dgram.createSocket('udp4');
@@ -196,14 +191,14 @@ describe('relayd', () => {
     expect(JSON.stringify(page)).not.toMatch(/master|random/i);
     await expect(env.operator.sessions(relay.mgmtUrl, { limit: 5_000 })).rejects.toMatchObject({ status: 400 });
     await closeAll([client]);
-    const delta = (name: string): number => metric(after, name) - metric(before, name);
+    const delta = (name: string): number => metricValue(after, name) - metricValue(before, name);
     expect(delta('relay_handshakes_total')).toBe(1);
     expect(delta('relay_datagrams_total{direction="upstream_out"}')).toBe(10);
     expect(delta('relay_datagrams_total{direction="upstream_in"}')).toBe(10);
     expect(delta('relay_datagrams_total{direction="device_in"}')).toBeGreaterThanOrEqual(10 + 5);
     expect(delta('relay_bytes_total{direction="upstream_out"}')).toBe(20);
     expect(after).toContain('nodejs_eventloop_lag_seconds');
-    expect(metric(after, 'relay_sessions{state="live"}')).toBeGreaterThanOrEqual(1);
+    expect(metricValue(after, 'relay_sessions{state="live"}')).toBeGreaterThanOrEqual(1);
   });
 
   it('answers unknown routes and methods with JSON errors', async () => {

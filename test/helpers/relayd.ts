@@ -3,9 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { ManagementClient } from '../../api/management-client.ts';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
 import { ensureLocalPki, operatorClientTlsOptions, type LocalPki } from '../../orchestrator/platform/local/pki.ts';
+import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 
 const RELAYD = new URL('../../relay/main.ts', import.meta.url).pathname;
 
@@ -85,4 +87,53 @@ export async function startRelay(pki: LocalPki, options: { name: string; upstrea
       return exited;
     },
   };
+}
+
+/**
+ * The fixture of the relay e2e files: a PKI and an upstream echo for the file, and relays that are
+ * stopped after each test.
+ */
+export function relayFixture() {
+  let env: Awaited<ReturnType<typeof testPki>> | undefined;
+  let echo: UpstreamEcho | undefined;
+  let upstream = '';
+  const relays: RelayProcess[] = [];
+  beforeAll(async () => {
+    env = await testPki();
+    echo = new UpstreamEcho();
+    upstream = `127.0.0.1:${(await echo.listen()).port}`;
+  });
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((relay) => relay.stop()));
+  });
+  afterAll(async () => {
+    await echo?.close();
+    await env?.cleanup();
+  });
+  return {
+    get env() {
+      return env!;
+    },
+    get echo() {
+      return echo!;
+    },
+    get upstream() {
+      return upstream;
+    },
+    /** Starts a relay with this file's PKI and upstream; it is stopped after the test. */
+    async relay(name: string, args: string[] = []): Promise<RelayProcess> {
+      return this.track(await startRelay(env!.pki, { name, upstream, args }));
+    },
+    /** Stops this relay after the test too. */
+    track(relay: RelayProcess): RelayProcess {
+      relays.push(relay);
+      return relay;
+    },
+  };
+}
+
+/** The value of one Prometheus series (`name` or `name{labels}`) in a /metrics text; 0 when absent. */
+export function metricValue(metrics: string, series: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
 }

@@ -4,6 +4,7 @@
  * Logs JSON lines on stdout (<stateDir>/local/logs/service.log); stops cleanly on SIGTERM or SIGINT.
  */
 import { pino } from 'pino';
+import { stopOnSignals } from '../../../relay/stop-on-signals.ts';
 import { LocalService } from './service.ts';
 
 const STOP_DEADLINE_MS = 3_000;
@@ -26,22 +27,4 @@ try {
   process.exit(1);
 }
 
-let stopping = false;
-const stop = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  log.info({ signal }, 'stopping');
-  setTimeout(() => {
-    log.error('did not stop in time; exiting');
-    process.exit(1);
-  }, STOP_DEADLINE_MS).unref();
-  service.stop().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      log.error({ err: { message: (error as Error).message } }, 'error while stopping');
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => stop('SIGTERM'));
-process.on('SIGINT', () => stop('SIGINT'));
+stopOnSignals(log, () => service.stop(), STOP_DEADLINE_MS);

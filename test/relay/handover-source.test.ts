@@ -1,0 +1,62 @@
+import { PassThrough, Writable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { syntheticSessions } from '../../bench/synthetic-predecessor.ts';
+import type { HandoverHost } from '../../relay/handover/host.ts';
+import { HandoverSource } from '../../relay/handover/source.ts';
+
+/** A successor that reads nothing and then disappears while the old relay is still writing. */
+class StalledResponse extends Writable {
+  constructor() {
+    super({ highWaterMark: 1024, write: () => undefined }); // never calls back: the stream backs up
+  }
+  writeHead(): this {
+    return this;
+  }
+}
+
+function request(body: unknown): IncomingMessage {
+  const stream = new PassThrough() as unknown as IncomingMessage & PassThrough;
+  stream.headers = { 'content-type': 'application/json' };
+  (stream as unknown as { socket: object }).socket = { remoteAddress: '127.0.0.1' };
+  stream.end(JSON.stringify(body));
+  return stream;
+}
+
+describe('HandoverSource', () => {
+  it('resumes serving at once when the successor goes away in the middle of the state stream', async () => {
+    const events: string[] = [];
+    const sessions = syntheticSessions(5_000);
+    const host = {
+      podName: 'relay-a-0',
+      state: 'serving',
+      log: pino({ level: 'silent' }),
+      tunnelPort: 9,
+      adapter: { exportSessions: () => sessions },
+      tunnel: { open: async () => undefined, shut: () => events.push('tunnel shut') },
+      pause: () => {
+        host.state = 'handing-over';
+        events.push('paused');
+      },
+      resume: (reason: string) => {
+        host.state = 'serving';
+        events.push(`resumed: ${reason}`);
+        return 0;
+      },
+    };
+    const source = new HandoverSource(host as unknown as HandoverHost);
+    const response = new StalledResponse();
+    const handled = source.handle(request({ successor: 'relay-b-0', tunnelPort: 9, tunnelKey: Buffer.alloc(32).toString('base64'), commitTimeoutMs: 60_000 }), response as unknown as ServerResponse);
+    // 5,000 sessions are far more than the stalled stream takes: the old relay waits for 'drain'.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(events).toEqual(['paused']);
+    expect(source.active).toBe(true);
+    response.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(events).toEqual(['paused', 'tunnel shut', 'resumed: the state stream broke before it was complete']);
+    expect(host.state).toBe('serving');
+    expect(source.active).toBe(false);
+    void handled.catch(() => undefined);
+  });
+});
