@@ -1,10 +1,10 @@
-import { diffCounters, type FleetCounters } from '../devices/fleet.ts';
-import { LatencyHistogram, type LatencySummary } from '../bench/histogram.ts';
-import { UsageMonitor, localProcesses } from '../bench/local-usage.ts';
-import { LoadGenerator, type LoadSample, type StartupResult } from '../bench/load.ts';
-import { formatShare, intervalJson, intervalLine, intervalOf, latencyLine, shareOfAnswered, windowLine, worstWindow, type Interval } from '../bench/report.ts';
-import { Sampler } from '../bench/sampler.ts';
-import { BenchError, localTarget, parseHostPort, probeTarget, readServerKey, type BenchTarget } from '../bench/target.ts';
+import { diffCounters, type FleetCounters } from '../../loadgen/counters.ts';
+import { LatencyHistogram, type LatencySummary } from '../../loadgen/histogram.ts';
+import { UsageMonitor, localProcesses } from '../../loadgen/usage.ts';
+import { LoadGenerator, type LoadSample, type StartupResult } from '../../loadgen/generator.ts';
+import { formatShare, intervalJson, intervalLine, intervalOf, latencyLine, shareOfAnswered, windowLine, worstWindow, type Interval } from '../../loadgen/report.ts';
+import { Sampler } from '../../loadgen/sampler.ts';
+import { BenchError, localTarget, parseHostPort, probeTarget, readServerKey, type BenchTarget } from './bench-target.ts';
 import { LiveBlock } from '../bench/view.ts';
 import { UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';

@@ -4,8 +4,8 @@ import { ManagementClient } from '../../api/management-client.ts';
 import { StateDecoder } from '../../api/state-codec.ts';
 import { DtlsClient } from '../../client/index.ts';
 import { relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
-import { closeAll, generateDeviceKey, request } from '../helpers/devices.ts';
-import { metricValue, relayFixture, type RelayProcess } from '../helpers/relayd.ts';
+import { closeAll, generateDeviceKey, request } from '../support/devices.ts';
+import { metricValue, relayFixture, type RelayProcess } from '../support/relayd.ts';
 
 
 /** A UDP socket standing for the device's address; `target` plays the load balancer's choice of relay. */

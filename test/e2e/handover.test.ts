@@ -8,9 +8,9 @@ import { DtlsClient } from '../../client/index.ts';
 import { NONCE_FENCE } from '../../relay/handover/fence.ts';
 import { ensureLocalPki, relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
 import { UdpFront } from '../../orchestrator/platform/local/udp-front.ts';
-import { closeAll, connectDevices, generateDeviceKey, request, startLoad } from '../helpers/devices.ts';
-import { metricValue, relayFixture, startRelay, type RelayProcess } from '../helpers/relayd.ts';
-import { StateTamperingProxy } from '../helpers/tampering-proxy.ts';
+import { closeAll, connectDevices, generateDeviceKey, request, startLoad } from '../support/devices.ts';
+import { metricValue, relayFixture, startRelay, type RelayProcess } from '../support/relayd.ts';
+import { StateTamperingProxy } from '../support/tampering-proxy.ts';
 
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { DeviceFleet, diffCounters, type FleetCounters } from '../../cli/devices/fleet.ts';
+import { diffCounters, type FleetCounters } from '../../loadgen/counters.ts';
+import { DeviceFleet } from '../../loadgen/fleet.ts';
 import { ExitCode } from '../../cli/exit-codes.ts';
 import { teardownLocal } from '../../orchestrator/platform/local/index.ts';
 

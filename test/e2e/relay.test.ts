@@ -9,8 +9,8 @@ import { ManagementClient } from '../../api/management-client.ts';
 import { DEVICE_FINGERPRINT_BYTES, deviceFingerprint } from '../../api/device-identity.ts';
 import { ensureLocalPki } from '../../orchestrator/platform/local/pki.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
-import { closeAll, connectDevices, generateDeviceKey, request } from '../helpers/devices.ts';
-import { metricValue, startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+import { closeAll, connectDevices, generateDeviceKey, request } from '../support/devices.ts';
+import { metricValue, startRelay, testPki, type RelayProcess } from '../support/relayd.ts';
 
 type Env = Awaited<ReturnType<typeof testPki>>;
 

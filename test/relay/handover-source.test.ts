@@ -2,7 +2,7 @@ import { PassThrough, Writable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { syntheticSessions } from '../../bench/synthetic-predecessor.ts';
+import { syntheticSessions } from '../support/synthetic-predecessor.ts';
 import type { HandoverHost } from '../../relay/handover/host.ts';
 import { HandoverSource } from '../../relay/handover/source.ts';
 

@@ -5,7 +5,7 @@ import { ErrorCode, isLockHeldError } from '../../../orchestrator/errors.ts';
 import { deployLocal, openLocalPlatform, type LocalClusterInfo, type LocalPlatform } from '../../../orchestrator/platform/local/index.ts';
 import { localPaths, peersFile, podFile, readPod } from '../../../orchestrator/platform/local/state.ts';
 import type { PodInfo, PodPhase, SetInfo } from '../../../orchestrator/platform/platform.ts';
-import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
+import { closeAll, connectDevices, request } from '../../support/devices.ts';
 import { alivePids, codeOf, sleep, tempState, waitFor } from './helpers.ts';
 
 /**

@@ -16,7 +16,7 @@ import {
   type NetworkMode,
 } from '../../../orchestrator/platform/local/index.ts';
 import { localPaths, readPod, readService } from '../../../orchestrator/platform/local/state.ts';
-import { closeAll, connectDevices, request, startLoad, type LoadResult } from '../../helpers/devices.ts';
+import { closeAll, connectDevices, request, startLoad, type LoadResult } from '../../support/devices.ts';
 import { alivePids, recordedPids, running, tempState, waitFor } from './helpers.ts';
 
 const DEPLOY_CHILD = fileURLToPath(new URL('./deploy-child.ts', import.meta.url));

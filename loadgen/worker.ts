@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { DeviceFleet, type Gate } from '../devices/fleet.ts';
+import { DeviceFleet, type Gate } from './fleet.ts';
 import { LatencyHistogram } from './histogram.ts';
 import type { FromWorker, ToWorker, WorkerSample, WorkerSetup } from './messages.ts';
 import { Pacer } from './pacer.ts';

@@ -2,9 +2,9 @@
  * What a benchmark prints: intervals (sums of consecutive load samples), the interval line in the format of
  * Californium's benchmark client (so figures compare line by line), the worst window of a run, and the summary.
  */
-import { mergeCounters, zeroCounters, type FleetCounters } from '../devices/fleet.ts';
+import { mergeCounters, zeroCounters, type FleetCounters } from './counters.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
-import type { LoadSample } from './load.ts';
+import type { LoadSample } from './generator.ts';
 
 export interface Interval {
   /** Offsets from the start of the measured run, ms. */
