@@ -55,8 +55,9 @@ describe('relayd', () => {
         expect(client.stats.replaysDropped).toBe(0);
         expect(client.stats.badRecordsDropped).toBe(0);
       }
+      // The first devices of this relay: exactly theirs.
       const status = await env.operator.status(relay.mgmtUrl);
-      expect(status.sessions.total).toBeGreaterThanOrEqual(120);
+      expect(status.sessions.total).toBe(120);
     } finally {
       await closeAll(clients);
     }
@@ -93,12 +94,11 @@ describe('relayd', () => {
       fake.set([23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0x03, 0x77]);
       await sendRaw(relay.dtlsPort, fake);
       for (const junk of [Buffer.alloc(0), Buffer.from([1, 2, 3]), Buffer.from('GET / HTTP/1.1\r\n\r\n'), fake.subarray(0, 200)]) await sendRaw(relay.dtlsPort, junk);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // One socket takes them in order: the junk was handled before the request that follows it is answered.
       const { reply } = await request(client!, Buffer.from('still here'));
       expect(reply.toString()).toBe('still here');
       const after = await env.operator.metrics(relay.mgmtUrl);
-      const oversized = (text: string): number => Number(/relay_drops_total\{reason="oversized"\} (\d+)/.exec(text)?.[1] ?? 0);
-      expect(oversized(after) - oversized(before)).toBe(5);
+      expect(metricValue(after, 'relay_drops_total{reason="oversized"}') - metricValue(before, 'relay_drops_total{reason="oversized"}')).toBe(5);
       expect(relay.child.exitCode).toBeNull();
     } finally {
       await closeAll([client]);
@@ -129,11 +129,11 @@ describe('relayd', () => {
       lookalike.set([23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0x03, 0x38]);
       await sendRaw(relay.dtlsPort, lookalike, proxy);
       await sendRaw(relay.dtlsPort, Buffer.from([23, 0xfe, 0xfd]), proxy);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // One socket takes them in order: the junk was handled before the request that follows it is answered.
       const { reply } = await request(client, Buffer.from('after junk'));
       expect(reply.toString()).toBe('after junk');
       const after = await env.operator.metrics(relay.mgmtUrl);
-      const drops = (text: string, reason: string): number => Number(new RegExp(`relay_drops_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      const drops = (text: string, reason: string): number => metricValue(text, `relay_drops_total{reason="${reason}"}`);
       expect(drops(after, 'oversized') - drops(before, 'oversized')).toBe(4);
       expect(drops(after, 'malformed') + drops(after, 'rejected') - drops(before, 'malformed') - drops(before, 'rejected')).toBe(2);
       expect(relay.child.exitCode).toBeNull();
@@ -262,11 +262,12 @@ describe('relayd with --client-keys and --upstream-identity', () => {
     }
   });
 
-  it('stops cleanly on SIGTERM within a few seconds', async () => {
-    const started = Date.now();
+  it('stops cleanly on SIGTERM, within its own deadline', async () => {
     const code = await relay.stop('SIGTERM');
+    // relayd exits 1 ("did not stop in time") when stopping outlasts its deadline: 0 is the deadline kept.
     expect(code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(relay.logs.some((entry) => entry.msg === 'relay stopped')).toBe(true);
+    const messages = relay.logs.map((entry) => entry.msg);
+    expect(messages.indexOf('relay stopped')).toBeGreaterThan(messages.indexOf('stopping'));
+    expect(messages.indexOf('stopping')).toBeGreaterThanOrEqual(0);
   });
 });
