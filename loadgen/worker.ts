@@ -1,7 +1,7 @@
 /**
  * A load-generator worker thread: one DeviceFleet with its share of the devices, the request rate and the
  * handshake rate, a latency histogram of its own, and its event-loop delay. It does what the main thread asks
- * (load.ts) and answers every request with one message, in order.
+ * (generator.ts) and answers every request with one message, in order.
  */
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -10,7 +10,7 @@ import { LatencyHistogram } from './histogram.ts';
 import type { FromWorker, ToWorker, WorkerSample, WorkerSetup } from './messages.ts';
 import { Pacer } from './pacer.ts';
 
-if (parentPort === null) throw new Error('cli/bench/worker.ts runs as a worker thread (see load.ts)');
+if (parentPort === null) throw new Error('loadgen/worker.ts runs as a worker thread (see generator.ts)');
 const port = parentPort;
 const setup = workerData as WorkerSetup;
 
