@@ -18,6 +18,20 @@ describe('session handover between two relayd processes', () => {
   const fixture = relayFixture();
   const relay = (name: string, args: string[] = []): Promise<RelayProcess> => fixture.relay(name, args);
 
+  /**
+   * Each client sends one request to paused relay `a`; resolves once `a` took every one in (it counts datagrams on
+   * arrival) and queued it: none reached the upstream. `answers` settles with the answers.
+   */
+  async function requestsWhilePaused(a: RelayProcess, clients: DtlsClient[]): Promise<{ answers: Promise<{ reply: Buffer; sequence: number }[]> }> {
+    const arrived = async (): Promise<number> => metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}');
+    const before = await arrived();
+    const echoedBefore = fixture.echo.received;
+    const answers = Promise.all(clients.map((c, i) => request(c, Buffer.from(`paused ${i}`))));
+    await eventually(`A to take in the ${clients.length} requests`, async () => (await arrived()) - before === clients.length);
+    expect(fixture.echo.received).toBe(echoedBefore);
+    return { answers };
+  }
+
   it('moves hundreds of live sessions to the new relay: no handshake, no lost request, no replay, stragglers tunnelled', async () => {
     const a = await relay('relay-a-0');
     const b = await relay('relay-b-0', ['--await-restore']);
@@ -95,12 +109,8 @@ describe('session handover between two relayd processes', () => {
       const seqBefore = clients.map((c) => c.stats.lastInboundSeq);
       const restoring = fixture.env.operator.restore(b.mgmtUrl, { from: proxyUrl });
       await eventually('A to pause', async () => (await fixture.env.operator.readyz(a.mgmtUrl)).state === 'handing-over');
-      const inBefore = metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}');
       const echoedBefore = fixture.echo.received;
-      const during = Promise.all(clients.map((c, i) => request(c, Buffer.from(`paused ${i}`))));
-      await eventually('A to take in the 40 requests', async () =>
-        metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}') - inBefore === 40);
-      expect(fixture.echo.received).toBe(echoedBefore);
+      const { answers: during } = await requestsWhilePaused(a, clients);
       proxy.release();
 
       // The paused phase carried no session (nothing changed since the pre-copy) and the 40 queued datagrams.
@@ -220,13 +230,8 @@ describe('session handover between two relayd processes', () => {
       await withDevices(a, async (clients) => {
         const { id } = await startHandover(a, client, 30_000);
         expect((await fixture.env.operator.readyz(a.mgmtUrl)).state).toBe('handing-over');
-        // Sent during the pause: queued, not lost, not passed upstream yet.
-        const inBefore = metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}');
         const echoedBefore = fixture.echo.received;
-        const pending = Promise.all(clients.map((c, i) => request(c, Buffer.from(`paused ${i}`))));
-        await eventually('A to take in the 40 requests', async () =>
-          metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}') - inBefore === 40);
-        expect(fixture.echo.received).toBe(echoedBefore);
+        const { answers: pending } = await requestsWhilePaused(a, clients);
         await client.abort(a.mgmtUrl, { handoverId: id, reason: 'test abort' });
         expect((await pending).map((r) => r.reply.toString())).toEqual(clients.map((_, i) => `paused ${i}`));
         // Replayed once each: every queued request reached the upstream exactly once.
