@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { parseDuration } from '../api/duration.ts';
+import { parseDuration } from '../lib/duration.ts';
 import { KUBERNETES_UNAVAILABLE, UsageError } from './errors.ts';
 import type { Io } from './io.ts';
 

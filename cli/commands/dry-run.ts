@@ -1,4 +1,4 @@
-import { formatDuration } from '../../api/duration.ts';
+import { formatDuration } from '../../lib/duration.ts';
 import { readStatus, type UpdateStatus } from '../../orchestrator/index.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { colorEnabled } from '../io.ts';
