@@ -8,7 +8,7 @@
  */
 export class UsageError extends Error {
   override name = 'UsageError';
-  readonly code: string = 'ERR_USAGE';
+  readonly code = 'ERR_USAGE';
 }
 
 /** What the command names does not exist (kubectl's NotFound); `hint` says what to deploy. */

@@ -1,6 +1,6 @@
 import { NotFoundError, UsageError } from './errors.ts';
 import { DEFAULT_NAME, type GlobalOptions } from './options.ts';
-import type { PlatformProvider } from './platforms.ts';
+import type { FleetListing, PlatformProvider } from './platforms.ts';
 
 /**
  * Which fleet a command acts on, as kubectl and the Argo Rollouts plugin take a name: the NAME argument or
@@ -9,14 +9,20 @@ import type { PlatformProvider } from './platforms.ts';
  *
  * - existing: the fleet must exist (update, status, abort, rollback); NotFound says what to deploy.
  * - known: a named fleet must be the one there when there is one (teardown, which stops whatever is there);
- *   with none, the default name.
+ *   with none, the default name. A state that cannot be read does not stop it: teardown is how to clean it up.
  * - create: the named one, the current one, or the default name (deploy makes it).
  */
 export type FleetNeed = 'existing' | 'known' | 'create';
 
 export async function resolveFleet(platforms: PlatformProvider, globals: GlobalOptions, need: FleetNeed): Promise<string> {
   if (need === 'create' && globals.nameGiven) return globals.name;
-  const listing = await platforms.fleets(globals);
+  let listing: FleetListing;
+  try {
+    listing = await platforms.fleets(globals);
+  } catch (error) {
+    if (need === 'known') return globals.name;
+    throw error;
+  }
   const { names } = listing;
   if (globals.nameGiven) {
     if (names.includes(globals.name) || (need === 'known' && names.length === 0)) return globals.name;

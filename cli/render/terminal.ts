@@ -46,7 +46,7 @@ function fitWidth(lines: readonly string[], size: TerminalSize): string[] {
  * (where the counts are) and saying how many rows in between were hidden. Renderers that know which rows matter
  * least clip those first (tty.ts); this is the rule for everything else.
  */
-export function fitHeight(lines: readonly string[], size: TerminalSize): string[] {
+function fitHeight(lines: readonly string[], size: TerminalSize): string[] {
   const max = maxBlockRows(size);
   if (lines.length <= max) return [...lines];
   if (max < 3) return lines.slice(lines.length - max);

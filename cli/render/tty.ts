@@ -116,7 +116,7 @@ export class TtyRenderer implements ProgressRenderer {
    * leave the table, then pods at all, each fold saying how much it hid. The title, the running step, the
    * summary, the latest notes and the footer (the counts a user watches) stay.
    */
-  frame(size: TerminalSize = { columns: 100, rows: Number.POSITIVE_INFINITY }): string[] {
+  frame(size: TerminalSize): string[] {
     const { model } = this;
     const style = this.#style;
     const now = this.#clock.now();
@@ -144,10 +144,11 @@ export class TtyRenderer implements ProgressRenderer {
       if (shown.length < pods.length) lines.push(hiddenRowsLine(pods.length - shown.length, 'pods'));
       return lines;
     };
-    const fits = (podRows: number): boolean => head.length + steps.length + podRows + tail.length <= budget;
-    if (fits(podLines(pods).length)) return [...head, ...steps, ...podLines(pods), ...tail];
+    const allPods = podLines(pods);
+    const fits = (): boolean => head.length + steps.length + allPods.length + tail.length <= budget;
+    if (fits()) return [...head, ...steps, ...allPods, ...tail];
     steps = this.#foldedSteps(now);
-    if (fits(podLines(pods).length)) return [...head, ...steps, ...podLines(pods), ...tail];
+    if (fits()) return [...head, ...steps, ...allPods, ...tail];
     // Room for the blank line, the table header, the rows and the line saying how many were hidden.
     const room = budget - head.length - steps.length - tail.length - 3;
     const moving = pods.filter((pod) => !steady(pod));

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ExitCode } from '../../cli/exit-codes.ts';
+import { resolveFleet } from '../../cli/fleet.ts';
+import { resolveGlobals } from '../../cli/options.ts';
 import { run } from '../../cli/program.ts';
 import { CliHarness, memoryIo, scenarioPlatforms } from './helpers.ts';
 
@@ -54,6 +56,14 @@ describe('naming the fleet', () => {
     expect(await run(['status', 'ghost'], io, { platforms })).toBe(ExitCode.NotFound);
     expect(io.stderr.text).toBe('relayctl: error: fleet "ghost" not found on fake (the fake cluster): neither ghost-a nor ghost-b exists\nDeploy it with "relayctl deploy ghost".\n');
   });
+});
+
+test('a state that cannot be read stops the commands that need the fleet, not teardown, which cleans it up', async () => {
+  const h = new CliHarness();
+  const broken = { ...scenarioPlatforms(h.s), fleets: () => Promise.reject(new Error('cluster.json: unexpected end of JSON input')) };
+  const globals = resolveGlobals({}, memoryIo(h.s.clock), { stateDirGiven: false });
+  await expect(resolveFleet(broken, globals, 'existing')).rejects.toThrow('unexpected end of JSON input');
+  await expect(resolveFleet(broken, globals, 'known')).resolves.toBe('relay');
 });
 
 describe('--dry-run=client|server', () => {
