@@ -7,7 +7,7 @@ import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 import { VERSION } from '../../relay/version.ts';
 import { Scenario } from '../fakes/platform.ts';
 import { adapterOnLoopback } from '../support/adapter-harness.ts';
-import { memoryIo } from './helpers.ts';
+import { memoryIo, scenarioPlatforms } from './helpers.ts';
 
 /**
  * `relayctl demo` without a fleet update of real relays: the demo's own work (deploy a cluster in a fresh folder,
@@ -55,7 +55,7 @@ function standInLocal(scenario: Scenario): StandIn {
     },
   };
   return {
-    platforms: { open: () => Promise.reject(new Error('the demo opens its platform through the local module')), local: async () => local },
+    platforms: { ...scenarioPlatforms(scenario), local: async () => local },
     deployed,
     tornDown,
   };
@@ -120,7 +120,7 @@ describe('relayctl demo', () => {
     for (const flag of [['--state-dir', '/tmp/x'], ['--dry-run']]) {
       const { code, io, local } = await demo({ devices: 1, replicas: 1, args: flag });
       expect(code).toBe(ExitCode.Usage);
-      expect(io.stderr.text).toContain(`relayctl: ${flag[0]}: `);
+      expect(io.stderr.text).toContain(`relayctl: error: ${flag[0]}: `);
       expect(local.deployed).toEqual([]);
     }
   });
