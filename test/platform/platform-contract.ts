@@ -19,6 +19,17 @@ import { RESTORE_LABEL, RESTORE_LABEL_VALUE, type Platform, type PodInfo, type P
 /** What every factory deploys before the contract runs: fleet `relay`, set relay-a, 2 relays serving image relay:1. */
 export const CONTRACT_FLEET = { name: 'relay', set: 'relay-a', replicas: 2, image: 'relay:1' } as const;
 
+/**
+ * The one label a new set does not copy from its template: the one naming the set itself, which each set's selector
+ * uses so that two controllers never compete (docs/design/contracts.md).
+ */
+const SET_LABEL = 'relayctl.dev/set';
+
+/** The template's labels a new set and its pods carry. */
+function copiedLabels(template: SetInfo): Record<string, string> {
+  return Object.fromEntries(Object.entries(template.labels).filter(([key]) => key !== SET_LABEL));
+}
+
 export interface PlatformUnderTest {
   /** The platform as one relayctl process sees it. */
   readonly platform: Platform;
@@ -102,7 +113,7 @@ export function describePlatformContract(name: string, setUp: () => Promise<Plat
     test('createSet: the template\'s labels, the new image and annotations; relays start awaiting restore (running, not ready); a second create is refused', async () => {
       const template = await setA();
       const created = await platform.createSet({ name: B, replicas: 2, image: 'relay:2', template, annotations: { 'relayctl.dev/update-id': 'u1' } });
-      expect(created).toMatchObject({ name: B, replicas: 2, image: 'relay:2', labels: template.labels, annotations: { 'relayctl.dev/update-id': 'u1' } });
+      expect(created).toMatchObject({ name: B, replicas: 2, image: 'relay:2', labels: copiedLabels(template), annotations: { 'relayctl.dev/update-id': 'u1' } });
       expect(created.resourceVersion).not.toBe(template.resourceVersion);
       expect(await codeOf(platform.createSet({ name: B, replicas: 1, image: 'relay:3', template, annotations: {} }))).toBe(ErrorCode.AlreadyExists);
 
@@ -114,7 +125,7 @@ export function describePlatformContract(name: string, setUp: () => Promise<Plat
       });
       expect([...seen].every((phase) => phase === 'Pending' || phase === 'Running')).toBe(true);
       expect(running.map((p) => [p.name, p.ordinal, p.ready, p.image])).toEqual([[`${B}-0`, 0, false, 'relay:2'], [`${B}-1`, 1, false, 'relay:2']]);
-      for (const p of running) expect(p.labels).toEqual(template.labels);
+      for (const p of running) expect(p.labels).toMatchObject(copiedLabels(template));
       const relay = await under.eventually(`${B}-0's relay to listen`, async () => {
         const status = await platform.relay.status(running[0]!);
         return status.state === 'starting' ? null : status;
