@@ -3,8 +3,8 @@ import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 /**
  * Round-trip times in Node's HdrHistogram (perf_hooks.createHistogram), in whole microseconds with 3 significant
  * figures: any percentile is reported within 0.1% of a recorded value (the test measures it over the whole range).
- * Fixed buckets make histograms mergeable by adding counts: each worker thread records into its own, sends a copy
- * (toData) and the main thread adds them up, which exact samples or
+ * Fixed buckets make histograms mergeable by adding counts: each worker thread records into its own, hands its
+ * counts over (takeData) and the main thread adds them up, which exact samples or
  * averages of per-worker percentiles could not do.
  *
  * HdrHistogram reports the minimum, maximum and mean from its buckets; the exact ones are kept beside it (they
@@ -32,15 +32,11 @@ function emptyBuckets(): RecordableHistogram {
 }
 
 export class LatencyHistogram {
-  readonly #buckets = emptyBuckets();
+  #buckets = emptyBuckets();
   #count = 0;
   #sumUs = 0;
   #minUs = Number.POSITIVE_INFINITY;
   #maxUs = 0;
-
-  static from(data: HistogramData): LatencyHistogram {
-    return new LatencyHistogram().add(data);
-  }
 
   get count(): number {
     return this.#count;
@@ -62,7 +58,7 @@ export class LatencyHistogram {
 
   /** Adds another histogram's counts (a worker's, or an earlier interval's). */
   add(other: LatencyHistogram | HistogramData): this {
-    const data = other instanceof LatencyHistogram ? other.#data(other.#buckets) : other;
+    const data = other instanceof LatencyHistogram ? other.#data() : other;
     if (data.count === 0) return this;
     this.#buckets.add(data.buckets);
     this.#count += data.count;
@@ -72,27 +68,23 @@ export class LatencyHistogram {
     return this;
   }
 
-  reset(): void {
-    this.#buckets.reset();
+  /**
+   * Hands the counts over (to send to another thread) and starts empty. A RecordableHistogram that crosses
+   * postMessage (or structuredClone) shares its native counts with the original, so the one handed over is never
+   * recorded into or reset again: this histogram records into a new one from now on.
+   */
+  takeData(): HistogramData {
+    const data = this.#data();
+    this.#buckets = emptyBuckets();
     this.#count = 0;
     this.#sumUs = 0;
     this.#minUs = Number.POSITIVE_INFINITY;
     this.#maxUs = 0;
+    return data;
   }
 
-  /**
-   * A copy to send to another thread; this histogram may be reset right after. A RecordableHistogram that crosses
-   * postMessage (or structuredClone) shares its native counts with the original, so the copy is a new histogram
-   * with these counts added, which nobody records into again.
-   */
-  toData(): HistogramData {
-    const copy = emptyBuckets();
-    copy.add(this.#buckets);
-    return this.#data(copy);
-  }
-
-  #data(buckets: RecordableHistogram): HistogramData {
-    return { buckets, count: this.#count, sumUs: this.#sumUs, minUs: this.#count === 0 ? 0 : this.#minUs, maxUs: this.#maxUs };
+  #data(): HistogramData {
+    return { buckets: this.#buckets, count: this.#count, sumUs: this.#sumUs, minUs: this.#count === 0 ? 0 : this.#minUs, maxUs: this.#maxUs };
   }
 
   /**

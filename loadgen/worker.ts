@@ -42,14 +42,13 @@ function sample(): WorkerSample {
   utilizationMark = now;
   const result: WorkerSample = {
     counters: fleet.snapshot(),
-    latency: latency.toData(),
+    latency: latency.takeData(),
     clients: fleet.connected,
     inFlight: fleet.inFlight,
     loopDelayMaxMs: loopDelay.count === 0 ? 0 : loopDelay.max / 1e6,
     loopDelayP99Ms: loopDelay.count === 0 ? 0 : loopDelay.percentile(99) / 1e6,
     utilization,
   };
-  latency.reset();
   loopDelay.reset();
   return result;
 }
