@@ -1,6 +1,6 @@
 import { ManualClock } from '../../orchestrator/clock.ts';
 import { runAbort, runRollback, runUpdate, type RunOptions } from '../../orchestrator/index.ts';
-import { RECORD_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import { PROGRESS_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/progress.ts';
 import type { RunResult } from '../../orchestrator/bluegreen/result.ts';
 import type { ControlSpec, UpdateSpec } from '../../orchestrator/bluegreen/spec.ts';
 import type { UpdateEvent } from '../../orchestrator/events.ts';
@@ -825,7 +825,7 @@ export class Scenario {
   /** The progress record as stored on `set`, or null. */
   record(set: string): ProgressRecord | null {
     const info = this.cluster.set(set);
-    const raw = info?.annotations[RECORD_ANNOTATION];
+    const raw = info?.annotations[PROGRESS_ANNOTATION];
     return raw === undefined ? null : (JSON.parse(raw) as ProgressRecord);
   }
 
