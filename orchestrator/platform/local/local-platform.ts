@@ -19,6 +19,7 @@ import {
   unavailableError,
 } from '../../errors.ts';
 import {
+  applyMergePatch,
   restoreForbiddenBecause,
   type CreateSetSpec,
   type Platform,
@@ -357,7 +358,7 @@ export class LocalPlatform implements Platform {
     await withStateLock(this.paths.lock, async () => {
       const record = await readPod(this.paths, pod);
       if (record === null) throw notFoundError(`pod ${pod}`);
-      await writeJsonAtomic(podFile(this.paths, pod), { ...record, labels: applyPatch(record.labels, labels) });
+      await writeJsonAtomic(podFile(this.paths, pod), { ...record, labels: applyMergePatch(record.labels, labels) });
     });
   }
 
@@ -372,7 +373,7 @@ export class LocalPlatform implements Platform {
       }
       const updated: SetRecord = {
         ...record,
-        annotations: applyPatch(record.annotations, annotations),
+        annotations: applyMergePatch(record.annotations, annotations),
         resourceVersion: await nextRevision(this.paths),
       };
       await writeJsonAtomic(setFile(this.paths, set), updated);
@@ -451,15 +452,6 @@ function toSetInfo(record: SetRecord): SetInfo {
     resourceVersion: record.resourceVersion,
     createdAt: record.createdAt,
   };
-}
-
-function applyPatch(current: Readonly<Record<string, string>>, patch: Record<string, string | null>): Record<string, string> {
-  const next: Record<string, string> = { ...current };
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete next[key];
-    else next[key] = value;
-  }
-  return next;
 }
 
 function checkPatch(operation: string, patch: unknown): asserts patch is Record<string, string | null> {
