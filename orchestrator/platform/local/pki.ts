@@ -182,7 +182,7 @@ export async function loadLocalPki(stateDir: string, options: { renewBeforeDays?
   return withFileLock(paths.lock, { timeoutMs: options.lockTimeoutMs ?? 30_000, staleMs: 120_000 }, PKI_ERRORS, async () => {
     const found = await inspectFolder(paths, { now: Date.now(), renewBeforeMs: (options.renewBeforeDays ?? 0) * DAY_MS });
     // In this order, so the error names the root cause (a bad CA before the leaves it makes wrong).
-    const [ca, relay, operator, dtls] = [must(found.ca), must(found.relay), must(found.operator), must(found.dtls)];
+    const [ca, relay, operator, dtls] = [must(found.ca), must(found.leaves.relay), must(found.leaves.operator), must(found.dtls)];
     if (found.dtlsPublicKey !== null) throw toPkiError(found.dtlsPublicKey);
     return assemble(paths, 'reused', [], ca, relay, operator, dtls);
   });
@@ -227,8 +227,7 @@ interface DtlsKey {
 
 interface Inspection {
   ca: Checked<CertPair>;
-  relay: Checked<CertPair>;
-  operator: Checked<CertPair>;
+  leaves: Record<'relay' | 'operator', Checked<CertPair>>;
   dtls: Checked<DtlsKey>;
   /** dtls-pub.der missing or not the key's public key (derived from the key, never a reason to change it). */
   dtlsPublicKey: Wrong | null;
@@ -251,7 +250,8 @@ async function inspectFolder(paths: LocalPkiPaths, at: { now: number; renewBefor
       return issued.ok ? checkRoleProfile(cert, profile) : issued;
     });
   };
-  const [relay, operator] = [await leaf('relay', LEAVES[0]!.profile), await leaf('operator', LEAVES[1]!.profile)];
+  const leaves = {} as Inspection['leaves'];
+  for (const { item, profile } of LEAVES) leaves[item] = await leaf(item, profile);
   const dtls = await inspectDtlsKey(paths);
   let dtlsPublicKey: Wrong | null = null;
   if (dtls.ok) {
@@ -274,7 +274,7 @@ async function inspectFolder(paths: LocalPkiPaths, at: { now: number; renewBefor
       if (mode !== KEY_MODE) widenedKeys.push({ item, reason: 'permissions', file, detail: `${file} had mode 0${mode.toString(8)}; set to 0600` });
     }
   }
-  return { ca, relay, operator, dtls, dtlsPublicKey, widenedKeys };
+  return { ca, leaves, dtls, dtlsPublicKey, widenedKeys };
 }
 
 async function inspectPair(
@@ -374,7 +374,7 @@ async function regenerateWrong(
   }
   const leaves = {} as Record<'relay' | 'operator', CertPair>;
   for (const { item, profile } of LEAVES) {
-    const checked = found[item];
+    const checked = found.leaves[item];
     if (checked.ok) {
       leaves[item] = checked.value;
       continue;
