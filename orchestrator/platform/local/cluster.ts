@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT } from './defaults.ts';
 import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, stablePort, subnetFor } from './addresses.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
 import { LocalPlatform, type RestartedPod } from './local-platform.ts';
@@ -84,9 +85,8 @@ export type DeployNotice =
   | { kind: 'service-restarted'; message: string }
   | { kind: 'relays-restarted'; set: string; pods: RestartedPod[]; message: string };
 
-export const DEFAULT_NAME = 'relay';
-export const DEFAULT_SERVICE_PORT = 5684;
-export const DEFAULT_AFFINITY_MS = 30_000;
+export { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT };
+
 /** The service stops its front and echo within 3 s (service-main.ts). */
 const SERVICE_STOP_GRACE_MS = 5_000;
 
