@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { ExitCode } from '../../cli/exit-codes.ts';
 import type { LocalClusterInfo, LocalPlatformModule, PlatformProvider } from '../../cli/platforms.ts';
 import { run } from '../../cli/program.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
+import { generateDtlsKeyPair } from '../../pki/certificates.ts';
 import { VERSION } from '../../relay/version.ts';
 import { Scenario } from '../fakes/platform.ts';
 import { adapterOnLoopback } from '../support/adapter-harness.ts';
