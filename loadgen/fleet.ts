@@ -78,15 +78,9 @@ export interface ConnectResult {
   lastError: Error | null;
 }
 
-/** Counters of a window, with the requests that were waiting for their answer when it opened and when it closed. */
-export interface WindowCounters extends FleetCounters {
-  inFlightAtOpen: number;
-  inFlightAtClose: number;
-}
-
 /** Counters from open() to close(), with the true maximum latency of that span. */
 export interface FleetWindow {
-  close(): WindowCounters;
+  close(): FleetCounters;
 }
 
 type Outcome = 'answered' | 'error' | 'stopped';
@@ -174,13 +168,12 @@ export class DeviceFleet {
 
   openWindow(): FleetWindow {
     const start = this.snapshot();
-    const inFlightAtOpen = this.inFlight;
     const window = { max: 0 };
     this.#windows.add(window);
     return {
       close: () => {
         this.#windows.delete(window);
-        return { ...diffCounters(this.snapshot(), start), latencyMaxMs: window.max, inFlightAtOpen, inFlightAtClose: this.inFlight };
+        return { ...diffCounters(this.snapshot(), start), latencyMaxMs: window.max };
       },
     };
   }

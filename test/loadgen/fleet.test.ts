@@ -176,7 +176,7 @@ describe('DeviceFleet', () => {
     expect(devices.snapshot()).toEqual(counters({ requests: 2, answered: 1, retransmissions: 1, duplicates: 1, handshakes: 1, latencySumMs: 30, latencyMaxMs: 30 }));
   });
 
-  test('a window counts what happened between open and close, with its own slowest answer and the requests in flight at each end', async () => {
+  test('a window counts what happened between open and close, with its own slowest answer', async () => {
     const devices = fleet({ devices: 1 });
     await devices.connect();
     devices.start();
@@ -187,7 +187,8 @@ describe('DeviceFleet', () => {
     relay.delayMs = 5;
     await vi.advanceTimersByTimeAsync(30);
     // Sent at 45 (answered at 50), the next at 70, still in flight.
-    expect(window.close()).toEqual({ ...counters({ requests: 2, answered: 1, latencySumMs: 5, latencyMaxMs: 5 }), inFlightAtOpen: 0, inFlightAtClose: 1 });
+    expect(window.close()).toEqual(counters({ requests: 2, answered: 1, latencySumMs: 5, latencyMaxMs: 5 }));
+    expect(devices.inFlight).toBe(1);
     expect(devices.snapshot().latencyMaxMs).toBe(15);
   });
 
