@@ -23,9 +23,12 @@ COPY client ./client
 COPY relay ./relay
 COPY orchestrator ./orchestrator
 COPY cli ./cli
-# JavaScript into dist/ (no type stripping at run time), then only the production dependencies.
+# JavaScript into dist/ (no type stripping at run time), then only the production dependencies. The addon links
+# mbedtls statically: its sources and object files are not needed at run time.
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-mbed-dtls/mbedtls node_modules/node-mbed-dtls/build/Release/obj.target \
+      node_modules/node-mbed-dtls/build/Release/*.a
 
 FROM ${NODE_IMAGE}
 # Nothing here runs npm: take it out, and with it most of what image scanners report.

@@ -3,10 +3,10 @@
  * run with type stripping switched off, and the compiled relayd really starts and answers on its health port.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
@@ -28,9 +28,26 @@ describe('the compiled build', () => {
   afterAll(() => rm(out, { recursive: true, force: true }));
 
   it('emits JavaScript only, with package.json (type: module, version) beside it', () => {
-    for (const file of ['relay/main.js', 'cli/main.js', 'orchestrator/platform/local/service-main.js', 'cli/bench/worker.js', 'package.json']) expect(existsSync(join(out, file)), file).toBe(true);
-    expect(existsSync(join(out, 'relay/main.ts'))).toBe(false);
-    expect(existsSync(join(out, 'test'))).toBe(false);
+    for (const file of ['relay/main.js', 'cli/main.js', 'package.json']) expect(existsSync(join(out, file)), file).toBe(true);
+    const files = readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((file) => !file.startsWith('node_modules'));
+    expect(files.filter((file) => file.endsWith('.ts'))).toEqual([]);
+    expect(files.some((file) => file.startsWith('test') || file.startsWith('bench'))).toBe(false);
+  });
+
+  it('every module started by file name (processes, worker threads) is in the build', () => {
+    // They are reached by new URL(<from sources> ? './x.ts' : './x.js', import.meta.url), not by an import tsc follows.
+    const files = readdirSync(out, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.js') && !file.startsWith('node_modules'));
+    const started: string[] = [];
+    const sourceOnly: string[] = [];
+    for (const file of files) {
+      const text = readFileSync(join(out, file), 'utf8');
+      // A './x.ts' the build cannot run, unless paired with its './x.js'.
+      for (const match of text.matchAll(/'(\.{1,2}\/[^']+)\.ts'(?! : '\1\.js')/g)) sourceOnly.push(`${file}: ${match[0]}`);
+      for (const match of text.matchAll(/'(\.{1,2}\/[^']+)\.ts' : '\1\.js'/g)) started.push(join(dirname(file), match[1]!) + '.js');
+    }
+    expect(started).toEqual(expect.arrayContaining(['relay/main.js', 'orchestrator/platform/local/service-main.js', 'cli/bench/worker.js']));
+    expect(started.filter((file) => !existsSync(join(out, file)))).toEqual([]);
+    expect(sourceOnly).toEqual([]);
   });
 
   it('relayd and relayctl run without type stripping; relayd loads none of relayctl\'s packages', () => {

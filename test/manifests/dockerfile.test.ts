@@ -4,8 +4,9 @@
  * compiled JavaScript in the final stage, a numeric non-root user, exec-form entry point with relayd's node
  * flags, and a build context that carries nothing but the sources.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RELAY_PORTS } from '../../api/fleet.ts';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
@@ -90,9 +91,13 @@ describe('the relay Dockerfile', () => {
     // The lock file comes in before the sources, so dependency layers survive source changes.
     const copies = build!.steps.filter((s) => s.keyword === 'COPY').map((s) => s.args);
     expect(copies[0]).toBe('package.json package-lock.json ./');
-    // Every folder the build compiles is copied in.
-    const buildConfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
-    for (const folder of buildConfig.include) expect(copies, folder).toContain(`${folder} ./${folder}`);
+    // Every source file the build compiles is copied in (tsc's own list of the program's files).
+    const listed = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--listFilesOnly'], { encoding: 'utf8', timeout: 60_000 });
+    expect(listed.status, listed.stdout + listed.stderr).toBe(0);
+    const sources = listed.stdout.split('\n').filter((file) => file.startsWith(ROOT) && !file.includes('/node_modules/')).map((file) => relative(ROOT, file));
+    expect(sources).toContain('relay/main.ts');
+    const copiedPaths = copies.flatMap((args) => args.split(/\s+/).slice(0, -1));
+    expect(sources.filter((file) => !copiedPaths.some((path) => file === path || file.startsWith(`${path}/`)))).toEqual([]);
   });
 
   it('the final stage holds compiled JavaScript and production dependencies only, and builds nothing', () => {
