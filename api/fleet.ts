@@ -37,6 +37,9 @@ export function fleetNames(name: string) {
   } as const;
 }
 
+/** The container of a relay pod that runs relayd; its ports are named like RELAY_PORTS. */
+export const RELAY_CONTAINER = 'relay';
+
 /** Where the relay Secrets are mounted in a relay container. */
 export const RELAY_SECRET_MOUNTS = { dtls: '/etc/relay/dtls', tls: '/etc/relay/tls' } as const;
 

@@ -27,8 +27,6 @@ export function relayctlRules(fleet: string): PolicyRule[] {
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
     // Its own client certificate, and no other Secret.
     { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [`${fleet}-relayctl-tls`] },
-    // When the old pod left the device Service's endpoints (the switch timing).
-    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
   ];
 }
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { closeServer, listenOn } from './listen.ts';
 import { sendError, HttpError } from './server.ts';
 import { probeRoutes, type ProbeRoute, type ProbeSource } from './probes.ts';
 
@@ -41,24 +42,12 @@ export class HealthServer {
     this.server.on('error', onError);
   }
 
-  async listen(port: number, host: string): Promise<{ address: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    if (address === null || typeof address === 'string') throw new Error('health server has no address');
-    return { address: address.address, port: address.port };
+  listen(port: number, host: string): Promise<{ address: string; port: number }> {
+    return listenOn(this.server, port, host, 'health server');
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    return closeServer(this.server);
   }
 
   private async dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {

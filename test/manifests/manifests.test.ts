@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { FLEET_LABELS, LABEL_TRUE, RELAY_PORTS, RELAY_SECRET_MOUNTS, fleetNames } from '../../api/fleet.ts';
+import { FLEET_LABELS, LABEL_TRUE, RELAY_CONTAINER, RELAY_PORTS, RELAY_SECRET_MOUNTS, fleetNames } from '../../api/fleet.ts';
 import { RELAY_RULES, relayctlRules } from '../../api/kubernetes-rbac.ts';
 import { relaydCommand } from '../../relay/config.ts';
 import { kustomize, MANIFESTS_ROOT, type K8sObject } from './kustomize.ts';
@@ -108,7 +108,8 @@ describe('the relay StatefulSet', () => {
     expect(set.spec).toMatchObject({ serviceName: names.peersService, podManagementPolicy: 'Parallel', updateStrategy: { type: 'OnDelete' } });
   });
 
-  it('exposes the contract ports by name', () => {
+  it('runs relayd in the container the contract names, exposing the contract ports by name', () => {
+    expect(pod.containers.map((c: any) => c.name)).toEqual([RELAY_CONTAINER]);
     expect(container.ports).toEqual(Object.entries(RELAY_PORTS).map(([name, { port, protocol }]) => ({ name, containerPort: port, protocol })));
   });
 
