@@ -19,6 +19,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
+COPY lib ./lib
 COPY client ./client
 COPY relay ./relay
 COPY orchestrator ./orchestrator

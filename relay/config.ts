@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../api/duration.ts';
+import { formatDuration, parseDuration } from '../lib/duration.ts';
 import { loadClientKeys } from './client-keys.ts';
 import { parsePeers, type PeerEntry } from './cluster/peers.ts';
 import type { DtlsLimits } from './dtls/adapter.ts';
@@ -103,8 +103,6 @@ export function hostPort(value: string): { host: string; port: number } {
   return { host: match[1] ?? match[2]!, port: port(match[3]!) };
 }
 
-const seconds = (ms: number): string => `${ms / 1000}s`;
-
 /** A port, or `off` (not null: commander turns a parser's null into ''). */
 function portOrOff(value: string): number | 'off' {
   return value.trim().toLowerCase() === 'off' ? 'off' : port(value);
@@ -164,6 +162,9 @@ function peerList(value: string): PeerEntry[] {
   }
 }
 
+/** How long a relay awaiting restore waits to be driven (docs/design/contracts.md). */
+const DEFAULT_RESTORE_WAIT_MS = 120_000;
+
 export function relaydCommand(): Command {
   const env = (option: Option, name: string): Option => option.env(`RELAY_${name}`);
   return new Command('relayd')
@@ -185,7 +186,7 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--tunnel-host <address>', 'address of the straggler tunnel (UDP, relay to relay; default: the pod IP when given, else 0.0.0.0)'), 'TUNNEL_HOST'))
     .addOption(env(new Option('--tunnel-port <port>', 'UDP port of the straggler tunnel (0 = any)').default(5685).argParser(port), 'TUNNEL_PORT'))
     .addOption(env(booleanOption('--await-restore', 'start not ready and wait for POST /v1/restore (set by the orchestrator on the new set); see --restore-wait'), 'AWAIT_RESTORE'))
-    .addOption(env(new Option('--restore-wait <duration>', 'with --await-restore: how long to wait to be driven before deciding alone (restore from the double if it still carries the restore label, else serve empty)').default(120_000, '2m').argParser(duration), 'RESTORE_WAIT'))
+    .addOption(env(new Option('--restore-wait <duration>', 'with --await-restore: how long to wait to be driven before deciding alone (restore from the double if it still carries the restore label, else serve empty)').default(DEFAULT_RESTORE_WAIT_MS, formatDuration(DEFAULT_RESTORE_WAIT_MS)).argParser(duration), 'RESTORE_WAIT'))
     .addOption(env(new Option('--kubernetes-api <auto|off|url>', 'where the start-up restore decision reads this pod and its double: auto = the in-cluster API with the service account when present; off; or an https URL (token and CA from --service-account-dir)').default('auto').argParser(kubernetesApiValue), 'KUBERNETES_API'))
     .addOption(env(new Option('--service-account-dir <dir>', 'folder with the service account token, ca.crt and namespace').default(DEFAULT_SERVICE_ACCOUNT_DIR), 'SERVICE_ACCOUNT_DIR'))
     .addOption(env(new Option('--peers <list>', 'sibling relays as host[:mgmt-port], comma-separated; a name may resolve to many (a headless Service). A session whose device reaches this relay is claimed from whichever holds it').argParser(peerList), 'PEERS'))
@@ -196,10 +197,10 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
     .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
     .addOption(env(new Option('--max-handshakes <n>', 'handshakes in progress at most').default(DEFAULT_LIMITS.maxHandshakes).argParser(positiveInt), 'MAX_HANDSHAKES'))
-    .addOption(env(new Option('--handshake-timeout <duration>', 'a handshake not finished by then is dropped').default(DEFAULT_LIMITS.handshakeTimeoutMs, seconds(DEFAULT_LIMITS.handshakeTimeoutMs)).argParser(duration), 'HANDSHAKE_TIMEOUT'))
+    .addOption(env(new Option('--handshake-timeout <duration>', 'a handshake not finished by then is dropped').default(DEFAULT_LIMITS.handshakeTimeoutMs, formatDuration(DEFAULT_LIMITS.handshakeTimeoutMs)).argParser(duration), 'HANDSHAKE_TIMEOUT'))
     .addOption(env(new Option('--handshake-rate-per-source <n>', 'new handshakes per second per source IP (burst twice that)').default(DEFAULT_LIMITS.handshakesPerSourcePerSecond).argParser(positiveInt), 'HANDSHAKE_RATE_PER_SOURCE'))
-    .addOption(env(new Option('--park-after <duration>', 'an idle session frees its native socket after this long').default(DEFAULT_LIMITS.parkAfterIdleMs, seconds(DEFAULT_LIMITS.parkAfterIdleMs)).argParser(duration), 'PARK_AFTER'))
-    .addOption(env(new Option('--session-expiry <duration>', 'an idle session is forgotten after this long').default(DEFAULT_LIMITS.expireAfterIdleMs, '24h').argParser(duration), 'SESSION_EXPIRY'))
+    .addOption(env(new Option('--park-after <duration>', 'an idle session frees its native socket after this long').default(DEFAULT_LIMITS.parkAfterIdleMs, formatDuration(DEFAULT_LIMITS.parkAfterIdleMs)).argParser(duration), 'PARK_AFTER'))
+    .addOption(env(new Option('--session-expiry <duration>', 'an idle session is forgotten after this long').default(DEFAULT_LIMITS.expireAfterIdleMs, formatDuration(DEFAULT_LIMITS.expireAfterIdleMs)).argParser(duration), 'SESSION_EXPIRY'))
     .addOption(env(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), 'LOG_LEVEL'));
 }
 

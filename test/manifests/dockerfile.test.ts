@@ -137,7 +137,7 @@ describe('.dockerignore', () => {
   it('sends the builder only the sources the Dockerfile copies', () => {
     const copied = build!.steps.filter((s) => s.keyword === 'COPY' && !s.args.startsWith('--from')).flatMap((s) => s.args.split(/\s+/).slice(0, -1));
     for (const source of copied) expect(contextIncludes(ignore, source), source).toBe(true);
-    for (const path of ['relay/main.ts', 'relay/startup/kubernetes-api.ts', 'api/fleet.ts', 'cli/main.ts', 'orchestrator/index.ts', 'client/index.ts']) {
+    for (const path of ['relay/main.ts', 'relay/startup/kubernetes-api.ts', 'api/fleet.ts', 'lib/duration.ts', 'cli/main.ts', 'orchestrator/index.ts', 'client/index.ts']) {
       expect(contextIncludes(ignore, path), path).toBe(true);
     }
     for (const path of ['node_modules/undici/index.js', 'dist/relay/main.js', '.git/HEAD', '.relayctl/pki/ca-key.pem', 'test/e2e/relay.test.ts', 'bench/lib.ts', 'README.md', 'manifests/base/rbac.yaml', 'Dockerfile']) {
