@@ -496,6 +496,23 @@ export class Registry {
     meta.finalizers = finalizers;
   }
 
+  /**
+   * pods/binding, as the scheduler uses it: sets spec.nodeName once (a pod update may not change it) and the
+   * PodScheduled condition.
+   */
+  bind(pod: KubeObject, nodeName: string): KubeObject {
+    const type = this.catalogue.resolve('pods');
+    const current = this.get(type, pod.metadata.namespace!, pod.metadata.name!);
+    if (current.metadata.uid !== pod.metadata.uid) throw conflict(groupResource(type), pod.metadata.name!, 'the pod was replaced');
+    if ((current.spec as { nodeName?: string }).nodeName) throw conflict(groupResource(type), pod.metadata.name!, `pod ${pod.metadata.name} is already assigned to node "${(current.spec as { nodeName?: string }).nodeName}"`);
+    const next = structuredClone(current) as KubeObject;
+    (next.spec as { nodeName?: string }).nodeName = nodeName;
+    const status = (next.status ?? {}) as { conditions?: unknown[] };
+    status.conditions = [...(status.conditions ?? []), { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: this.now() }];
+    next.status = status;
+    return this.store.write('MODIFIED', tableOf(type), next);
+  }
+
   /** Removes an object now, whatever its finalizers (the namespace controller's last step). */
   remove(type: ResourceType, object: KubeObject): void {
     if (this.find(type, object.metadata.namespace ?? '', object.metadata.name!) !== undefined) this.store.write('DELETED', tableOf(type), object);
