@@ -16,6 +16,8 @@ import { ApiServer } from './api-server.ts';
 import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, type UserInfo } from './authentication.ts';
 import { EndpointSliceController } from './controllers/endpointslices.ts';
 import { Kubelet, type KubeletOptions } from './kubelet/kubelet.ts';
+import { KubeProxy, type KubeProxyOptions, type ServiceFront } from './kube-proxy.ts';
+import { PortForwarder } from './port-forward.ts';
 import { EventRecorder } from './controllers/events.ts';
 import { GarbageCollector } from './controllers/garbage-collector.ts';
 import { NamespaceController } from './controllers/namespaces.ts';
@@ -38,6 +40,7 @@ export { ManualClock, ScaledClock, type KubeletClock } from './kubelet/clock.ts'
 export type { ImageSpec, ImageResolver } from './kubelet/runtime.ts';
 export type { Kubelet, KubeletOptions } from './kubelet/kubelet.ts';
 export type { ProbeOutcome } from './kubelet/pod-worker.ts';
+export type { KubeProxyOptions, ServiceFront } from './kube-proxy.ts';
 
 export const ADMIN_USER = 'admin';
 
@@ -74,6 +77,8 @@ export interface KubeApiServerOptions {
    * to run its image). `false`: no node, pods stay unscheduled and are deleted at once.
    */
   kubelet?: false | KubeletOptions;
+  /** The kube-proxy stand-in: UDP fronts for UDP Services (on by default). */
+  kubeProxy?: false | KubeProxyOptions;
 }
 
 interface Controller {
@@ -132,6 +137,8 @@ export interface KubeApiServer {
   settled(): Promise<void>;
   /** The kubelet stand-in, undefined with `kubelet: false`. */
   kubelet: Kubelet | undefined;
+  /** The UDP front of a Service port (kube-proxy stand-in), once it listens: address, port, backends, stats. */
+  serviceFront(namespace: string, service: string, port: number): ServiceFront | undefined;
   /** A container's log (the pods/log subresource); undefined when it never ran. */
   podLog(namespace: string, pod: string, container?: string): string | undefined;
   /** Errors controllers hit (they retry); empty in a healthy run. */
@@ -197,6 +204,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   if (wanted.statefulSets) controllers.push(new StatefulSetController(registry, new EventRecorder(registry, 'statefulset-controller')));
   if (wanted.endpointSlices) controllers.push(new EndpointSliceController(registry));
   if (wanted.garbageCollector) controllers.push(new GarbageCollector(registry));
+  const kubeProxy = options.kubeProxy === false ? undefined : new KubeProxy(registry, options.kubeProxy ?? {});
+  const forwarder = new PortForwarder(registry);
 
   const api = new ApiServer({
     registry,
@@ -208,6 +217,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
     podLog: (namespace, pod, container) => podLog(namespace, pod, container),
   });
+  api.onUpgrade((context) => forwarder.handle(context));
   const port = await api.listen('127.0.0.1');
   const url = `https://127.0.0.1:${port}`;
   const kubelet =
@@ -293,17 +303,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     async settled() {
       for (let round = 0; round < 100; round++) {
         const before = store.currentRevision();
-        await Promise.all([...controllers.map((c) => c.idle()), kubelet?.idle()]);
+        await Promise.all([...controllers.map((c) => c.idle()), kubelet?.idle(), kubeProxy?.idle()]);
         await new Promise((resolve) => setImmediate(resolve));
         if (store.currentRevision() === before) return;
       }
     },
     kubelet,
     podLog,
-    controllerErrors: () => [...controllers.flatMap((c) => [...c.errors]), ...(kubelet?.errors ?? [])],
+    serviceFront: (namespace, service, port) => kubeProxy?.front(namespace, service, port),
+    controllerErrors: () => [...controllers.flatMap((c) => [...c.errors]), ...(kubelet?.errors ?? []), ...(kubeProxy?.errors ?? [])],
     async close() {
       for (const controller of controllers) controller.stop();
+      forwarder.close();
       await kubelet?.close();
+      await kubeProxy?.close();
       await api.close();
     },
   };

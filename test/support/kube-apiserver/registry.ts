@@ -288,6 +288,10 @@ export class Registry {
     options: WriteOptions,
     applied: KubeObject['metadata']['managedFields'] | undefined,
   ): KubeObject {
+    // `old` must be what is stored now: a caller holding a stale copy would overwrite newer writes.
+    const stored = this.find(type, old.metadata.namespace ?? '', old.metadata.name!);
+    if (stored === undefined) throw notFound(groupResource(type), old.metadata.name!);
+    if (stored.metadata.resourceVersion !== old.metadata.resourceVersion) throw conflict(groupResource(type), old.metadata.name!);
     let next: KubeObject;
     if (subresource === 'status') {
       next = { ...structuredClone(old), status: structuredClone(input.status) } as KubeObject;

@@ -103,7 +103,8 @@ export class GarbageCollector {
     const finalizers = object.metadata.finalizers ?? [];
     if (object.metadata.deletionTimestamp !== undefined && finalizers.includes(FINALIZER_ORPHAN)) this.orphanDependents(type, object);
     else if (object.metadata.deletionTimestamp !== undefined && finalizers.includes(FINALIZER_FOREGROUND)) this.deleteDependents(type, object);
-    this.checkOwners(type, object);
+    const latest = this.registry.find(type, namespace, name);
+    if (latest !== undefined) this.checkOwners(type, latest);
   }
 
   /** Deletes a dependent whose owners are all gone; drops references to the gone ones otherwise. */
