@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { LoopbackPool, NodePortPool } from './addresses.ts';
 import { ApiServer } from './api-server.ts';
 import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, type UserInfo } from './authentication.ts';
+import type { Controller } from './controllers/controller.ts';
 import { EndpointSliceController } from './controllers/endpointslices.ts';
 import { Kubelet, type KubeletOptions } from './kubelet/kubelet.ts';
 import { KubeProxy, type KubeProxyOptions, type ServiceFront } from './kube-proxy.ts';
@@ -81,11 +82,7 @@ export interface KubeApiServerOptions {
   kubeProxy?: false | KubeProxyOptions;
 }
 
-interface Controller {
-  idle(): Promise<void>;
-  readonly errors: readonly { key: string; error: unknown }[];
-  stop(): void;
-}
+
 
 export interface StoreView {
   /** `pods`, `statefulsets`, `statefulsets.apps`, `StatefulSet`, ... */

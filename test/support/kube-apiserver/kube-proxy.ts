@@ -17,10 +17,11 @@
  */
 import type { IServiceSpec } from 'kubernetes-models/v1/ServiceSpec';
 import { UdpFront, type FrontBackend, type FrontStats } from '../../../orchestrator/platform/local/udp-front.ts';
-import { WorkQueue } from './controllers/work-queue.ts';
+import { Controller } from './controllers/controller.ts';
 import { SERVICE_NAME_LABEL, type SliceEndpoint, type SlicePort } from './controllers/endpointslices.ts';
 import type { Registry } from './registry.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
+import type { StoreEvent } from './store.ts';
 
 export interface KubeProxyOptions {
   /** UDP conntrack timeout: an idle flow keeps its endpoint this long (default 30 s, kube-proxy's default). */
@@ -47,35 +48,26 @@ function frontKey(namespace: string, service: string, port: number): string {
   return `${namespace}/${service}/${port}`;
 }
 
-export class KubeProxy {
+export class KubeProxy extends Controller {
   private readonly registry: Registry;
   private readonly services: ResourceType;
-  private readonly queue: WorkQueue;
-  private readonly unsubscribe: () => void;
   private readonly fronts = new Map<string, Front>();
   private readonly affinityMs: number;
 
   constructor(registry: Registry, options: KubeProxyOptions = {}) {
+    super('kube-proxy', registry.store);
     this.registry = registry;
     this.services = registry.catalogue.resolve('services');
     this.affinityMs = options.udpTimeoutMs ?? 30_000;
-    this.queue = new WorkQueue('kube-proxy', (key) => this.reconcile(key));
-    this.unsubscribe = registry.store.subscribe((event) => {
-      if (event.table === '/services') this.queue.add(`${event.namespace}/${event.name}`);
-      else if (event.table === 'discovery.k8s.io/endpointslices') {
-        const service = event.object.metadata.labels?.[SERVICE_NAME_LABEL];
-        if (service !== undefined) this.queue.add(`${event.namespace}/${service}`);
-      }
-    });
     for (const service of registry.store.list('/services')) this.queue.add(`${service.metadata.namespace}/${service.metadata.name}`);
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
+  protected observe(event: StoreEvent): void {
+    if (event.table === '/services') this.queue.add(`${event.namespace}/${event.name}`);
+    else if (event.table === 'discovery.k8s.io/endpointslices') {
+      const service = event.object.metadata.labels?.[SERVICE_NAME_LABEL];
+      if (service !== undefined) this.queue.add(`${event.namespace}/${service}`);
+    }
   }
 
   /** The front of a Service port, once it listens. */
@@ -86,8 +78,7 @@ export class KubeProxy {
   }
 
   async close(): Promise<void> {
-    this.unsubscribe();
-    this.queue.stop();
+    this.stop();
     const fronts = [...this.fronts.values()];
     this.fronts.clear();
     await Promise.all(fronts.map((f) => f.front.close()));
@@ -101,7 +92,7 @@ export class KubeProxy {
     return (spec.ports ?? []).filter((p) => p.protocol === 'UDP').map((p) => ({ address: spec.clusterIP!, port: p.port, name: p.name ?? '' }));
   }
 
-  private async reconcile(key: string): Promise<void> {
+  protected async reconcile(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const service = this.registry.find(this.services, namespace, name);
     const wanted = this.wantedPorts(service);

@@ -11,9 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EventRecorder } from '../controllers/events.ts';
-import { WorkQueue } from '../controllers/work-queue.ts';
+import { Controller } from '../controllers/controller.ts';
 import type { Registry } from '../registry.ts';
 import type { KubeObject, ResourceType } from '../resources.ts';
+import type { StoreEvent } from '../store.ts';
 import { ScaledClock, type KubeletClock } from './clock.ts';
 import { PodWorker, type ProbeOutcome } from './pod-worker.ts';
 import { imageResolver, type ImageResolver, type ImageSpec } from './runtime.ts';
@@ -40,15 +41,13 @@ export interface KubeletDependencies {
 
 const HOST_IP = '127.0.0.1';
 
-export class Kubelet {
+export class Kubelet extends Controller {
   readonly nodeName: string;
   readonly clock: KubeletClock;
   private readonly registry: Registry;
   private readonly pods: ResourceType;
-  private readonly queue: WorkQueue;
   private readonly workers = new Map<string, PodWorker>();
   private readonly stopping = new Set<Promise<void>>();
-  private readonly unsubscribe: () => void;
   private readonly baseDir: string;
   private readonly images: ImageResolver;
   private readonly events: EventRecorder;
@@ -60,6 +59,7 @@ export class Kubelet {
   };
 
   constructor(registry: Registry, options: KubeletOptions, dependencies: KubeletDependencies) {
+    super('kubelet', registry.store);
     this.registry = registry;
     this.pods = registry.catalogue.resolve('pods');
     this.nodeName = options.nodeName ?? 'standin-node';
@@ -70,22 +70,14 @@ export class Kubelet {
     this.logBytes = options.logBytes ?? 256 * 1024;
     this.baseDir = mkdtempSync(path.join(tmpdir(), 'kubelet-standin-'));
     process.on('exit', this.onExit);
-    this.queue = new WorkQueue('kubelet', (key) => this.reconcile(key));
-    this.unsubscribe = registry.store.subscribe((event) => {
-      if (event.table === '/pods') this.queue.add(`${event.namespace}/${event.name}`);
-      else if (event.table === '/secrets' || event.table === '/configmaps') {
-        for (const worker of this.workers.values()) if (worker.namespace === event.namespace) setImmediate(() => worker.refresh());
-      }
-    });
     for (const pod of registry.store.list('/pods')) this.queue.add(`${pod.metadata.namespace}/${pod.metadata.name}`);
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
+  protected observe(event: StoreEvent): void {
+    if (event.table === '/pods') this.queue.add(`${event.namespace}/${event.name}`);
+    else if (event.table === '/secrets' || event.table === '/configmaps') {
+      for (const worker of this.workers.values()) if (worker.namespace === event.namespace) setImmediate(() => worker.refresh());
+    }
   }
 
   /** Calls `listener` with every probe result; returns the unsubscribe function. */
@@ -98,7 +90,7 @@ export class Kubelet {
     return this.workers.get(`${namespace}/${pod}`)?.logs(container);
   }
 
-  private reconcile(key: string): void {
+  protected reconcile(key: string): void {
     const [namespace, name] = key.split('/') as [string, string];
     const pod = this.registry.find(this.pods, namespace, name);
     const worker = this.workers.get(key);
@@ -158,8 +150,7 @@ export class Kubelet {
 
   /** Kills every container at once (SIGKILL) and removes the pods' folders. */
   async close(): Promise<void> {
-    this.unsubscribe();
-    this.queue.stop();
+    this.stop();
     const workers = [...this.workers.values()];
     this.workers.clear();
     for (const worker of workers) worker.killNow();
