@@ -296,7 +296,7 @@ export class Registry {
     if (subresource === 'status') {
       next = { ...structuredClone(old), status: structuredClone(input.status) } as KubeObject;
     } else {
-      next = input;
+      next = structuredClone(input);
       next.apiVersion = groupVersion(type);
       next.kind = type.kind;
       const meta = next.metadata;
@@ -329,7 +329,9 @@ export class Registry {
       });
     if (next.metadata.managedFields.length === 0) delete next.metadata.managedFields;
 
-    const finalizersDone = (next.metadata.finalizers ?? []).length === 0;
+    // A namespace's own finalizers (spec.finalizers, the namespace controller's) hold it as well.
+    const specFinalizers = type.resource === 'namespaces' ? ((next.spec as { finalizers?: string[] } | undefined)?.finalizers ?? []) : [];
+    const finalizersDone = (next.metadata.finalizers ?? []).length === 0 && specFinalizers.length === 0;
     const removeNow = next.metadata.deletionTimestamp !== undefined && finalizersDone && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0;
     if (!removeNow && deepEqual(withoutVolatile(next), withoutVolatile(old))) return old;
     if (options.dryRun) return { ...next, metadata: { ...next.metadata, resourceVersion: old.metadata.resourceVersion } };
