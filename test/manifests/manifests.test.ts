@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { FLEET_LABELS, LABEL_TRUE, RELAY_CONTAINER, RELAY_PORTS, RELAY_SECRET_MOUNTS, fleetNames } from '../../api/fleet.ts';
 import { RELAY_RULES, relayctlRules } from '../../api/kubernetes-rbac.ts';
 import { relaydCommand } from '../../relay/config.ts';
+import { DEFAULT_SERVICE_ACCOUNT_DIR } from '../../relay/startup/kubernetes-api.ts';
 import { kustomize, MANIFESTS_ROOT, type K8sObject } from './kustomize.ts';
 import { checkFields, schemaProblems, type FieldSpec } from './schema.ts';
 
@@ -129,6 +130,7 @@ describe('the relay StatefulSet', () => {
     expect(env.get('RELAY_POD_IP').valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
     expect(env.get('RELAY_PEERS').value).toBe(`${names.peersService}.$(RELAY_POD_NAMESPACE).svc:${RELAY_PORTS.mgmt.port}`);
     expect(env.get('RELAY_PEER_SERVERNAME').value).toBe(`${names.peersService}.$(RELAY_POD_NAMESPACE).svc`);
+    expect(env.get('RELAY_SERVICE_ACCOUNT_DIR').value).toBe(DEFAULT_SERVICE_ACCOUNT_DIR);
     // $(VAR) expands only variables defined earlier in the list.
     const order = container.env.map((e: any) => e.name);
     expect(order.indexOf('RELAY_POD_NAMESPACE')).toBeLessThan(order.indexOf('RELAY_PEERS'));
