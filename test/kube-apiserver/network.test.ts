@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, PortForward, type V1EnvVar, type V1Service } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createCa, issueCertificate } from '../../orchestrator/platform/local/pki.ts';
+import { createCa, issueCertificate } from '../../pki/certificates.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../support/kube-apiserver/index.ts';
 import { kubeConfigFor } from './helpers.ts';
 

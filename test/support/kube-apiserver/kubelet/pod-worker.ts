@@ -7,7 +7,7 @@
  * ErrImagePull, then ImagePullBackOff, retried with back-off), environment resolved (a missing Secret key:
  * CreateContainerConfigError), process started.
  *
- * Restarts (restartPolicy Always, or OnFailure after a failure) follow the kubelet's back-off: the first restart is
+ * Restarts (restartPolicy Always, or OnFailure after a failure) follow the kubelet's back-off (lifecycle.ts): the first restart is
  * immediate, a container that exits again within the current delay waits in CrashLoopBackOff (`back-off 10s
  * restarting failed container=...`) until that delay, counted from its previous restart, has passed; the delay
  * doubles from 10 s to 5 min and starts over after 10 min without a restart. A failed liveness or startup probe
@@ -20,7 +20,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import type { EventRecorder } from '../controllers/events.ts';
 import type { Container, PodSpec } from '../kinds/pod-spec.ts';
@@ -29,12 +28,11 @@ import type { KubeObject, ResourceType } from '../resources.ts';
 import { StatusError } from '../errors.ts';
 import type { KubeletClock } from './clock.ts';
 import { containerEnv, ContainerConfigError, rewritePath, type Mount, type ObjectLookup } from './env.ts';
+import { inBackoff, LogBuffer, nextBackoff, runPreStop, type Backoff } from './lifecycle.ts';
 import { Prober, type ProbeResult, type ProbeTarget } from './probes.ts';
 import { processLine, type ImageResolver } from './runtime.ts';
 import { MountError, PodVolumes } from './volumes.ts';
 
-export const INITIAL_BACKOFF_MS = 10_000;
-export const MAX_BACKOFF_MS = 300_000;
 /** The kubelet's minimum grace after a preStop hook used the whole grace period. */
 const MIN_GRACE_MS = 2_000;
 /** How often a pod whose volumes or config could not be set up is tried again. */
@@ -74,31 +72,6 @@ type State =
   | { running: { startedAt: string } }
   | { terminated: { exitCode: number; signal?: number; reason: string; message?: string; startedAt: string; finishedAt: string; containerID: string } };
 
-interface Backoff {
-  delayMs: number;
-  lastUpdate: number;
-}
-
-class LogBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private readonly limit: number;
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  append(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.size > this.limit && this.chunks.length > 1) this.size -= this.chunks.shift()!.length;
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
-
 interface ContainerRun {
   spec: Container;
   restartCount: number;
@@ -120,19 +93,7 @@ interface ContainerRun {
   log: LogBuffer;
 }
 
-function nextBackoff(entry: Backoff | undefined, now: number): Backoff {
-  if (entry === undefined || now - entry.lastUpdate > 2 * MAX_BACKOFF_MS) return { delayMs: INITIAL_BACKOFF_MS, lastUpdate: now };
-  return { delayMs: Math.min(entry.delayMs * 2, MAX_BACKOFF_MS), lastUpdate: now };
-}
-
 const SIGNALS: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGABRT: 6, SIGSEGV: 11 };
-
-/** `sleep N`, `/bin/sleep N`, `sh -c "sleep N"`: a preStop that only waits, in seconds; null for anything else. */
-export function sleepSeconds(command: readonly string[]): number | null {
-  const line = command.length === 3 && /(^|\/)(ba)?sh$/.test(command[0]!) && command[1] === '-c' ? command[2]!.trim().split(/\s+/) : [...command];
-  if (line.length === 2 && /(^|\/)sleep$/.test(line[0]!) && /^\d+(\.\d+)?$/.test(line[1]!)) return Number(line[1]);
-  return null;
-}
 
 export class PodWorker {
   readonly uid: string;
@@ -481,8 +442,7 @@ export class PodWorker {
     const { clock, events } = this.context;
     const now = clock.now();
     const entry = run.backoff;
-    const expired = entry === undefined || now - entry.lastUpdate > 2 * MAX_BACKOFF_MS;
-    if (!expired && now - entry.lastUpdate < entry.delayMs) {
+    if (inBackoff(entry, now)) {
       const message = `back-off ${entry.delayMs / 1000}s restarting failed container=${run.spec.name} pod=${this.name}_${this.namespace}(${this.uid})`;
       run.lastState = run.state;
       run.state = { waiting: { reason: 'CrashLoopBackOff', message } };
@@ -495,7 +455,7 @@ export class PodWorker {
       this.queueStatus();
       return;
     }
-    run.backoff = nextBackoff(expired ? undefined : entry, now);
+    run.backoff = nextBackoff(entry, now);
     this.restart(run);
   }
 
@@ -511,7 +471,10 @@ export class PodWorker {
     if (child === undefined) return;
     const { clock } = this.context;
     const hook = run.spec.lifecycle?.preStop;
-    if (preStop && hook !== undefined) await this.bounded(this.runPreStop(run, hook as Record<string, unknown>), deadline - clock.now());
+    if (preStop && hook !== undefined) {
+      const context = { container: run.spec, podIP: this.ip, wait: (ms: number) => this.wait(ms), exec: this.probeTarget(run).exec };
+      await this.bounded(runPreStop(hook as Record<string, unknown>, context), deadline - clock.now());
+    }
     if (run.child !== child) return;
     this.signal(child, 'SIGTERM');
     const remaining = Math.max(deadline - clock.now(), preStop && hook !== undefined ? MIN_GRACE_MS : 0);
@@ -537,35 +500,6 @@ export class PodWorker {
     let cancel = (): void => undefined;
     const timeout = new Promise<void>((resolve) => (cancel = this.context.clock.after(Math.max(0, ms), resolve)));
     return Promise.race([work, timeout]).finally(cancel);
-  }
-
-  private async runPreStop(run: ContainerRun, hook: Record<string, unknown>): Promise<void> {
-    const sleep = hook.sleep as { seconds?: number } | undefined;
-    if (sleep !== undefined) return this.wait((sleep.seconds ?? 0) * 1000);
-    const exec = hook.exec as { command?: string[] } | undefined;
-    if (exec?.command !== undefined) {
-      const seconds = sleepSeconds(exec.command);
-      if (seconds !== null) return this.wait(seconds * 1000);
-      const { line, env, cwd } = this.probeTarget(run).exec(exec.command);
-      await new Promise<void>((resolve) => {
-        const child = spawn(line[0]!, line.slice(1), { env, cwd, stdio: 'ignore' });
-        child.on('error', () => resolve());
-        child.on('exit', () => resolve());
-      });
-      return;
-    }
-    const httpGet = hook.httpGet as { port: number | string; path?: string; host?: string } | undefined;
-    if (httpGet !== undefined) {
-      const port = typeof httpGet.port === 'number' ? httpGet.port : run.spec.ports?.find((p) => p.name === httpGet.port)?.containerPort;
-      if (port === undefined) return;
-      await new Promise<void>((resolve) => {
-        const request = http.get({ host: httpGet.host ?? this.ip, port, path: httpGet.path ?? '/', agent: false }, (response) => {
-          response.resume();
-          response.on('end', () => resolve());
-        });
-        request.on('error', () => resolve());
-      });
-    }
   }
 
   /** The pod was deleted: stop everything gracefully, report, and delete it for good. */
