@@ -20,6 +20,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
 COPY lib ./lib
+COPY pki ./pki
 COPY client ./client
 COPY relay ./relay
 COPY orchestrator ./orchestrator

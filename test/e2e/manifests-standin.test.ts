@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLEET_LABELS, LABEL_TRUE, fleetNames } from '../../api/fleet.ts';
 import { RELAY_RULES } from '../../api/kubernetes-rbac.ts';
 import { ManagementClient } from '../../api/management-client.ts';
-import { createCa, generateDtlsKeyPair, issueCertificate } from '../../orchestrator/platform/local/pki.ts';
+import { createCa, generateDtlsKeyPair, issueCertificate } from '../../pki/certificates.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 import { relaydMain } from '../../relay/entry.ts';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';

@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCa, issueCertificate } from '../../orchestrator/platform/local/pki.ts';
+import { createCa, issueCertificate } from '../../pki/certificates.ts';
 
 export interface FakePod {
   name: string;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesPodReader, KubernetesReadError, podFacts, resolveKubernetesApi, type KubernetesApiConfig } from '../../relay/startup/kubernetes-api.ts';
-import { createCa } from '../../orchestrator/platform/local/pki.ts';
+import { createCa } from '../../pki/certificates.ts';
 import { podObject, startFakeKubeApi, type FakeKubeApi } from './fake-kube-api.ts';
 
 type Api = Extract<KubernetesApiConfig, { kind: 'api' }>;
