@@ -89,7 +89,8 @@ async function reconcileLabels(run: Run, store: RecordStore, want: boolean): Pro
 
 // ---- create: the other set, same replicas and labels, new image ------------------------------------------------
 
-export function decideCreate(fromSet: SetInfo | null, toSet: SetInfo | null, record: ProgressRecord): StepDecision<SetInfo> {
+export function decideCreate(fromSet: SetInfo | null, to: SetView, record: ProgressRecord): StepDecision<SetInfo> {
+  const toSet = to.set;
   if (toSet !== null) {
     if (toSet.annotations[UPDATE_ID_ANNOTATION] !== record.id) {
       return { kind: 'blocked', reason: Reason.SetNotOurs, message: `${toSet.name} exists but was not created by update ${record.id}` };
@@ -101,6 +102,9 @@ export function decideCreate(fromSet: SetInfo | null, toSet: SetInfo | null, rec
         message: `${toSet.name} runs ${toSet.image} x${toSet.replicas}, expected ${record.image} x${record.replicas}`,
       };
     }
+    // A create cut short (relayctl killed inside it) leaves a set short of pods: the platform's controller makes them.
+    const missing = range(toSet.replicas).filter((ordinal) => podAt(to.pods, ordinal) === null);
+    if (missing.length > 0) return { kind: 'wait', reason: Reason.PodNotRunning, message: `${toSet.name} has no pods yet for ordinals ${missing.join(', ')}` };
     return { kind: 'done', summary: { reason: Reason.NewSetCreated, message: `${toSet.name} created with ${record.image}` } };
   }
   if (fromSet === null) return { kind: 'blocked', reason: Reason.NoActiveSet, message: `old set ${record.from} is gone` };
@@ -113,9 +117,13 @@ async function createNewSet(run: Run, store: RecordStore): Promise<StepSummary> 
   let requested = false;
   for (;;) {
     run.checkDeadline();
-    const decision = decideCreate(await getSet(run, record.from), await getSet(run, record.to), record);
+    const decision = decideCreate(await getSet(run, record.from), await gatherSet(run, record.to), record);
     if (decision.kind === 'done') return decision.summary;
-    if (decision.kind === 'blocked' || decision.kind === 'wait') throw blocked(decision.reason, decision.message);
+    if (decision.kind === 'blocked') throw blocked(decision.reason, decision.message);
+    if (decision.kind === 'wait') {
+      await waits.wait('create', null, decision.reason, decision.message);
+      continue;
+    }
     if (requested) await waits.wait('create', null, Reason.ActionPending, `${record.to} not visible yet`);
     requested = true;
     try {

@@ -24,6 +24,18 @@ export interface PodInfo {
   /** https://host:port of the relay management API; null until the pod has an address. */
   mgmtUrl: string | null;
   image: string;
+  /** Times the platform started the pod's relay again after it exited (Kubernetes: the container's restartCount). */
+  restartCount?: number;
+  /**
+   * Why the pod's relay is not running and what the platform does about it (Kubernetes: the container's
+   * state.waiting, e.g. CrashLoopBackOff); null or absent when it runs or the platform does not say.
+   */
+  waiting?: PodWaiting | null;
+}
+
+export interface PodWaiting {
+  reason: string;
+  message: string;
 }
 
 export interface SetInfo {

@@ -324,14 +324,18 @@ describe('step decisions', () => {
     expect(decideMark(view([pod('relay-a-0')]), 3, false)).toMatchObject({ kind: 'done', summary: { reason: Reason.PodsUnmarked } });
   });
 
-  test('create makes the set once and never adopts a set it did not make', () => {
+  test('create makes the set once, never adopts a set it did not make, and is done once every ordinal has a pod', () => {
     const from = set('relay-a');
-    expect(decideCreate(from, null, record())).toEqual({ kind: 'act', action: from });
+    const none: SetView = { name: 'relay-b', set: null, pods: [] };
+    const toView = (info: SetInfo, ordinals = [0, 1, 2]): SetView => ({ name: info.name, set: info, pods: ordinals.map((n) => pod(`relay-b-${n}`, { phase: 'Pending', image: 'relay:2' })) });
+    expect(decideCreate(from, none, record())).toEqual({ kind: 'act', action: from });
     const ours = set('relay-b', { image: 'relay:2', annotations: { [UPDATE_ID_ANNOTATION]: 'u1' } });
-    expect(decideCreate(from, ours, record())).toMatchObject({ kind: 'done', summary: { reason: Reason.NewSetCreated } });
-    expect(decideCreate(from, set('relay-b', { image: 'relay:2' }), record())).toMatchObject({ kind: 'blocked', reason: Reason.SetNotOurs });
-    expect(decideCreate(from, { ...ours, replicas: 5 }, record())).toMatchObject({ kind: 'blocked', reason: Reason.ReplicasMismatch });
-    expect(decideCreate(null, null, record())).toMatchObject({ kind: 'blocked', reason: Reason.NoActiveSet });
+    expect(decideCreate(from, toView(ours), record())).toMatchObject({ kind: 'done', summary: { reason: Reason.NewSetCreated } });
+    // A create cut short: the set exists with one pod of three; the platform's controller makes the others.
+    expect(decideCreate(from, toView(ours, [0]), record())).toEqual({ kind: 'wait', reason: Reason.PodNotRunning, message: 'relay-b has no pods yet for ordinals 1, 2' });
+    expect(decideCreate(from, toView(set('relay-b', { image: 'relay:2' })), record())).toMatchObject({ kind: 'blocked', reason: Reason.SetNotOurs });
+    expect(decideCreate(from, toView({ ...ours, replicas: 5 }), record())).toMatchObject({ kind: 'blocked', reason: Reason.ReplicasMismatch });
+    expect(decideCreate(null, none, record())).toMatchObject({ kind: 'blocked', reason: Reason.NoActiveSet });
   });
 
   test('drain counts quiet time from counter changes it sees itself', () => {

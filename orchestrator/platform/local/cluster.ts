@@ -20,6 +20,7 @@ import {
   isObjectName,
   localPaths,
   podLog,
+  previousPodLog,
   readCluster,
   readPod,
   readService,
@@ -295,18 +296,23 @@ async function ensureService(
   }
 }
 
-/** Waits until every pod of `set` is ready and the service front routes to each of them. */
+/**
+ * Waits until every pod of `set` is ready and the service front routes to each of them. A relay that exits
+ * meanwhile fails the deploy at once with the end of its log, rather than after the controller's restarts.
+ */
 async function waitUntilServing(platform: LocalPlatform, paths: LocalPaths, set: string, deadline: number): Promise<void> {
   let problem = 'not checked yet';
+  const restartsBefore = new Map<string, number>();
   for (;;) {
     const pods = await platform.listPods(set);
-    const failed = pods.find((pod) => pod.phase === 'Failed');
+    for (const pod of pods) if (!restartsBefore.has(pod.name)) restartsBefore.set(pod.name, pod.restartCount ?? 0);
+    const failed = pods.find((pod) => pod.phase !== 'Running' && (pod.phase === 'Failed' || pod.waiting != null || (pod.restartCount ?? 0) > restartsBefore.get(pod.name)!));
     if (failed !== undefined) {
-      throw new LocalPlatformError(
-        LocalErrorCode.StartFailed,
-        `${failed.name} exited while starting; ${podLog(paths, failed.name)} ends with:\n${await logTail(podLog(paths, failed.name))}`,
-        { subject: failed.name },
-      );
+      // Restarted since: the run that exited logged into the previous log.
+      const log = (failed.restartCount ?? 0) > restartsBefore.get(failed.name)! ? previousPodLog(paths, failed.name) : podLog(paths, failed.name);
+      throw new LocalPlatformError(LocalErrorCode.StartFailed, `${failed.name} exited while starting; ${log} ends with:\n${await logTail(log)}`, {
+        subject: failed.name,
+      });
     }
     const notReady = pods.filter((pod) => !pod.ready).map((pod) => `${pod.name} ${pod.phase}`);
     const routed = new Set((await readService(paths))?.backends.filter((b) => b.ready).map((b) => b.id) ?? []);

@@ -4,10 +4,12 @@
  * files, so any number of relayctl processes can work on one cluster; writes happen under the state lock.
  *
  * Pod phase and readiness are observed when asked, like a kubelet that probes on demand:
- *   Failed   the process is gone (or never started) and the pod was not being deleted
- *   Pending  the process runs but has not listened yet
+ *   Pending  the process runs but has not listened yet; or it is not running and the service process's
+ *            controller (controller.ts) will start it (`waiting` says CrashLoopBackOff while its back-off runs)
  *   Running  the process runs and its management port answered (or its log says it listened)
- * A deleted pod stays listed (Running, not ready, no address) until its process has exited.
+ *   Failed   the process is not running and no service process runs to start it again (deploy starts one)
+ * A deleted pod stays listed (Running, not ready, no address) until its process has exited. `restartCount` counts
+ * the controller's restarts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ManagementClient } from '../../../api/management-client.ts';
@@ -29,41 +31,24 @@ import {
   type RestoreOutcome,
   type SetInfo,
 } from '../platform.ts';
-import {
-  HOST_ADDRESS,
-  MAX_REPLICAS,
-  POD_PORTS,
-  SLOTS,
-  checkPodPortsFree,
-  podAddress,
-  preferredSlot,
-  stablePort,
-} from './addresses.ts';
+import { MAX_REPLICAS, SLOTS, checkPodPortsFree, preferredSlot } from './addresses.ts';
 import { LocalLocks } from './leases.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
 import { loadLocalPki, operatorClientTlsOptions, type LocalPki } from './pki.ts';
-import { killNow, processMatches, stopProcesses, type Target } from './processes.ts';
-import {
-  mgmtUrlOf,
-  probeReadiness,
-  relayListened,
-  relayTarget,
-  restoreError,
-  startRelay,
-  toRelayStatus,
-  toRestoreOutcome,
-} from './relays.ts';
+import { launchPod, newPodRecord, portsOf, relayRuns, relayTargets, scanPods, writePeers } from './pods.ts';
+import { killNow, processMatches, stopProcesses } from './processes.ts';
+import { mgmtUrlOf, probeReadiness, relayListened, restoreError, toRelayStatus, toRestoreOutcome } from './relays.ts';
 import { serviceMarkers } from './service.ts';
-import { listJson, removeFile, withStateLock, writeJsonAtomic, writeTextAtomic } from './state-fs.ts';
+import { listJson, removeFile, withStateLock, writeJsonAtomic } from './state-fs.ts';
 import {
   STATE_VERSION,
   ensureLayout,
   isObjectName,
   localPaths,
   nextRevision,
-  peersFile,
   podFile,
   podLog,
+  previousPodLog,
   readCluster,
   readPod,
   readService,
@@ -191,33 +176,12 @@ export class LocalPlatform implements Platform {
         }
         await removeFile(podFile(paths, leftover.name));
       }
-      const others = pods.filter((pod) => pod.set !== template.name);
       const slot = await this.#freeSlot(template.name);
-      const records: PodRecord[] = [];
-      const taken = new Set(others.flatMap((pod) => [pod.dtlsPort, pod.mgmtPort]));
+      const taken = portsOf(pods.filter((pod) => pod.set !== template.name));
       const now = Date.now();
+      const records: PodRecord[] = [];
       for (let ordinal = 0; ordinal < template.replicas; ordinal++) {
-        const name = `${template.name}-${ordinal}`;
-        const shared = cluster.network === 'shared';
-        const dtlsPort = shared ? await stablePort('udp', taken) : POD_PORTS.dtls;
-        taken.add(dtlsPort);
-        const mgmtPort = shared ? await stablePort('tcp', taken) : POD_PORTS.mgmt;
-        taken.add(mgmtPort);
-        const address = shared ? HOST_ADDRESS : podAddress(cluster.subnet, slot, ordinal);
-        records.push({
-          version: STATE_VERSION,
-          name,
-          set: template.name,
-          ordinal,
-          image: template.image,
-          labels: { ...template.labels },
-          address,
-          dtlsPort,
-          mgmtPort,
-          pid: null,
-          createdAt: now,
-          deletingAt: null,
-        });
+        records.push(await newPodRecord(cluster, { name: template.name, image: template.image, labels: template.labels, slot }, ordinal, taken, now));
       }
       await Promise.all(records.map((pod) => checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort)));
       const set: SetRecord = {
@@ -232,54 +196,38 @@ export class LocalPlatform implements Platform {
         awaitRestore: template.awaitRestore,
         slot,
       };
+      // A crash from here on leaves a set short of pods: the controller in the service process completes it.
       await writeJsonAtomic(setFile(paths, set.name), set);
-      for (const pod of records) await this.#launch(cluster, pod, template.awaitRestore);
+      for (const pod of records) await launchPod(paths, pod, { cluster, pki: this.pki, awaitRestore: template.awaitRestore, restart: false });
       return toSetInfo(set);
     });
   }
 
   /**
-   * Starts again the relays of `set` whose process is gone, as a StatefulSet controller recreates pods, and first
-   * stops those that run with a relay certificate other than the folder's (reissued since they started: they would
-   * keep presenting the old one, without its role or from a replaced CA). Stopping a relay ends its sessions: their
-   * devices handshake again with the restarted one. Used by deploy; `awaitRestore` as the caller decides.
+   * Starts again the relays of `set` whose process is gone (the service's controller does too, with back-off:
+   * deploy does not wait for it), and first stops those that run with a relay certificate other than the folder's
+   * (reissued since they started: they would keep presenting the old one, without its role or from a replaced CA).
+   * Stopping a relay ends its sessions: their devices handshake again with the restarted one. Used by deploy;
+   * `awaitRestore` as the caller decides. All under the state lock, so the controller never restarts a relay this
+   * stopped on purpose (with the back-off of a crash) while it is away.
    */
   async restartPods(set: string, awaitRestore: boolean): Promise<RestartedPod[]> {
-    const outdated = (await this.#podRecords()).filter(
-      (pod) => pod.set === set && pod.deletingAt === null && this.#alive(pod) && pod.tlsCertificate !== this.pki.relay.fingerprint256,
-    );
-    await stopProcesses(this.#targets(outdated), this.#graceMs);
     return withStateLock(this.paths.lock, async () => {
+      const mine = (await this.#podRecords()).filter((pod) => pod.set === set && pod.deletingAt === null);
+      const outdated = mine.filter((pod) => this.#alive(pod) && pod.tlsCertificate !== this.pki.relay.fingerprint256);
+      await stopProcesses(relayTargets(this.pki, outdated), this.#graceMs);
       const cluster = await this.#cluster();
       const restarted: RestartedPod[] = [];
-      for (const pod of await this.#podRecords()) {
-        if (pod.set !== set || pod.deletingAt !== null || this.#alive(pod)) continue;
+      for (const pod of mine) {
+        if (this.#alive(pod)) continue;
         // Shared mode's ports were free when the pod was made; something else may hold them by now.
         await checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort);
-        await this.#launch(cluster, { ...pod, createdAt: Date.now(), pid: null }, awaitRestore);
+        // As an operator deleting a crash-looping pod: started now, its back-off left as it was.
+        await launchPod(this.paths, { ...pod, waiting: null }, { cluster, pki: this.pki, awaitRestore, restart: pod.pid !== null });
         restarted.push({ pod: pod.name, reason: outdated.some((stopped) => stopped.name === pod.name) ? 'certificate-reissued' : 'exited' });
       }
       return restarted;
     });
-  }
-
-  async #launch(cluster: ClusterRecord, started: PodRecord, awaitRestore: boolean): Promise<void> {
-    const pod: PodRecord = { ...started, tlsCertificate: this.pki.relay.fingerprint256 };
-    // The record comes first: a crash between the two writes leaves a Failed pod, never an unknown process.
-    await writeJsonAtomic(podFile(this.paths, pod.name), pod);
-    await this.#writePeers();
-    const pid = await startRelay(this.paths, { pod, pki: this.pki, upstream: cluster.upstream, awaitRestore, peersFile: peersFile(this.paths) });
-    await writeJsonAtomic(podFile(this.paths, pod.name), { ...pod, pid });
-  }
-
-  /**
-   * Every live pod's management endpoint, one per line: what a headless Service's DNS name gives relays on
-   * Kubernetes, so that a relay can claim the session of a device the front moved to it. Relays re-read it every
-   * few seconds, so pods started earlier learn about later ones and forget deleted ones. Call under the state lock.
-   */
-  async #writePeers(): Promise<void> {
-    const lines = (await this.#podRecords()).filter((pod) => pod.deletingAt === null).map((pod) => `${pod.address}:${pod.mgmtPort}\n`);
-    await writeTextAtomic(peersFile(this.paths), lines.join(''));
   }
 
   /** The preferred slot of `set`, or the next one no other set of this cluster uses. */
@@ -307,11 +255,11 @@ export class LocalPlatform implements Platform {
       for (const pod of mine) {
         if (pod.deletingAt === null) await writeJsonAtomic(podFile(paths, pod.name), { ...pod, deletingAt: now });
       }
-      if (mine.length > 0) await this.#writePeers();
+      if (mine.length > 0) await writePeers(paths);
       return mine;
     });
     await this.#awaitEndpointsRemoved(pods.map((pod) => pod.name));
-    await stopProcesses(this.#targets(pods), this.#graceMs);
+    await stopProcesses(relayTargets(this.pki, pods), this.#graceMs);
     await this.#reap(name);
   }
 
@@ -337,6 +285,7 @@ export class LocalPlatform implements Platform {
         if (pod.set !== set || pod.deletingAt === null || this.#alive(pod)) continue;
         await removeFile(podFile(this.paths, pod.name));
         await removeFile(podLog(this.paths, pod.name));
+        await removeFile(previousPodLog(this.paths, pod.name));
       }
     });
   }
@@ -350,19 +299,29 @@ export class LocalPlatform implements Platform {
     if (terminated.length > 0) await this.#reap(set);
     // A deleteSet whose caller died before SIGKILL: finish its job.
     const overdue = records.filter((pod) => pod.deletingAt !== null && Date.now() - pod.deletingAt > this.#endpointDrainMs + this.#graceMs);
-    killNow(this.#targets(overdue));
-    return Promise.all(records.filter((pod) => !terminated.includes(pod)).map((pod) => this.#observe(pod)));
+    killNow(relayTargets(this.pki, overdue));
+    const live = records.filter((pod) => !terminated.includes(pod));
+    const restarter = live.some((pod) => pod.deletingAt === null && !this.#alive(pod)) && (await this.#controllerRuns());
+    return Promise.all(live.map((pod) => this.#observe(pod, restarter)));
   }
 
-  async #observe(pod: PodRecord): Promise<PodInfo> {
-    const base = { name: pod.name, set: pod.set, ordinal: pod.ordinal, labels: { ...pod.labels }, image: pod.image };
-    const alive = this.#alive(pod);
-    if (pod.deletingAt !== null) return { ...base, phase: 'Running', ready: false, mgmtUrl: null };
-    if (!alive) return { ...base, phase: 'Failed', ready: false, mgmtUrl: null };
+  async #observe(pod: PodRecord, restarter: boolean): Promise<PodInfo> {
+    const base = { name: pod.name, set: pod.set, ordinal: pod.ordinal, labels: { ...pod.labels }, image: pod.image, restartCount: pod.restartCount ?? 0 };
+    if (pod.deletingAt !== null) return { ...base, phase: 'Running', ready: false, mgmtUrl: null, waiting: null };
+    if (!this.#alive(pod)) {
+      const waiting = pod.waiting == null ? null : { reason: pod.waiting.reason, message: pod.waiting.message };
+      return { ...base, phase: restarter ? 'Pending' : 'Failed', ready: false, mgmtUrl: null, waiting: restarter ? waiting : null };
+    }
     const url = mgmtUrlOf(pod);
     const probe = await probeReadiness(this.#client, url);
     const running = probe.answered || (await relayListened(this.paths, pod.name));
-    return { ...base, phase: running ? 'Running' : 'Pending', ready: running && probe.ready, mgmtUrl: running ? url : null };
+    return { ...base, phase: running ? 'Running' : 'Pending', ready: running && probe.ready, mgmtUrl: running ? url : null, waiting: null };
+  }
+
+  /** Whether the service process (and with it the controller that restarts relays) runs. */
+  async #controllerRuns(): Promise<boolean> {
+    const service = await readService(this.paths).catch(() => null);
+    return service !== null && processMatches(service.pid, serviceMarkers(this.paths.stateDir));
   }
 
   async patchPodLabels(pod: string, labels: Record<string, string | null>): Promise<void> {
@@ -440,18 +399,15 @@ export class LocalPlatform implements Platform {
     return cluster;
   }
 
+  /** Every pod record; throws on the first that cannot be read (scanPods lists them instead). */
   async #podRecords(): Promise<PodRecord[]> {
-    const records = await Promise.all((await listJson(this.paths.pods)).map((name) => readPod(this.paths, name)));
-    return records.filter((pod): pod is PodRecord => pod !== null);
+    const scan = await scanPods(this.paths);
+    if (scan.unreadable.length > 0) throw scan.unreadable[0]!.error;
+    return scan.records;
   }
 
   #alive(pod: Pick<PodRecord, 'name' | 'pid'>): boolean {
-    const target = relayTarget(this.pki, pod);
-    return target !== null && processMatches(target.pid, target.markers);
-  }
-
-  #targets(pods: readonly PodRecord[]): Target[] {
-    return pods.map((pod) => relayTarget(this.pki, pod)).filter((target): target is Target => target !== null);
+    return relayRuns(this.pki, pod);
   }
 }
 

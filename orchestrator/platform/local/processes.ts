@@ -179,3 +179,8 @@ export async function stopProcesses(targets: readonly Target[], graceMs: number)
 export function killNow(targets: readonly Target[]): void {
   for (const target of targets) signal(target, 'SIGKILL');
 }
+
+/** Sends SIGTERM to whichever of `targets` still run (no waiting: see killNow for the end of the grace period). */
+export function terminateNow(targets: readonly Target[]): void {
+  for (const target of targets) signal(target, 'SIGTERM');
+}

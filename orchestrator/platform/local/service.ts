@@ -8,13 +8,18 @@
  * It writes service.json when it starts listening and whenever the endpoint list changes, so relayctl processes
  * can see where devices connect and what the front routes to. It exits by itself when the cluster is torn down
  * under it (cluster.json gone), so an interrupted teardown leaves no front holding its port.
+ *
+ * It also runs the cluster's controller (controller.ts) on a loop of its own: missing pods created, exited relays
+ * restarted with the kubelet's back-off, deleted pods kept deleted.
  */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ManagementClient } from '../../../api/management-client.ts';
+import { LocalController } from './controller.ts';
 import { loadLocalPki, operatorClientTlsOptions } from './pki.ts';
 import { processMatches } from './processes.ts';
 import { probeReadiness, relayMarkers, mgmtUrlOf } from './relays.ts';
+import type { RestartBackoffTimings } from './restart-backoff.ts';
 import { listJson, removeFile, writeJsonAtomic } from './state-fs.ts';
 import {
   STATE_VERSION,
@@ -48,6 +53,8 @@ export interface LocalServiceOptions {
   pollMs?: number;
   /** Called when the service stopped by itself (cluster torn down). */
   onStopped?: () => void;
+  /** The controller's restart back-off; default the kubelet's (10 s doubling to 5 min). Tests scale it down. */
+  restartBackoff?: RestartBackoffTimings;
 }
 
 export class LocalService {
@@ -60,9 +67,13 @@ export class LocalService {
   readonly #markers: (pod: string) => string[];
   readonly #pollMs: number;
   readonly #onStopped: () => void;
+  readonly #controller: LocalController;
   #record: ServiceRecord;
   #timer: NodeJS.Timeout | null = null;
   #polling: Promise<void> | null = null;
+  #controllerTimer: NodeJS.Timeout | null = null;
+  #reconciling: Promise<void> | null = null;
+  #lastControllerProblem: string | null = null;
   #stopped = false;
   #lastProblem: string | null = null;
 
@@ -77,6 +88,7 @@ export class LocalService {
     pollMs: number;
     record: ServiceRecord;
     onStopped: () => void;
+    controller: LocalController;
   }) {
     this.#paths = init.paths;
     this.#cluster = init.cluster;
@@ -88,6 +100,7 @@ export class LocalService {
     this.#pollMs = init.pollMs;
     this.#record = init.record;
     this.#onStopped = init.onStopped;
+    this.#controller = init.controller;
   }
 
   static async start(options: LocalServiceOptions): Promise<LocalService> {
@@ -123,9 +136,16 @@ export class LocalService {
         pollMs: options.pollMs ?? 250,
         record,
         onStopped: options.onStopped ?? (() => undefined),
+        controller: new LocalController({
+          paths,
+          pki,
+          log: options.log.child({ loop: 'controller' }),
+          ...(options.restartBackoff === undefined ? {} : { restartBackoff: options.restartBackoff }),
+        }),
       });
       options.log.info({ service: record.service, upstream: record.upstream, affinityMs: cluster.affinityMs, selector: `${SELECTOR_LABEL}=${cluster.name}` }, 'local service listening');
       started.#schedule(0);
+      started.#scheduleController(0);
       return started;
     } catch (error) {
       await Promise.allSettled([front.close(), echo.close(), client.close()]);
@@ -141,7 +161,8 @@ export class LocalService {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
-    await this.#polling;
+    if (this.#controllerTimer !== null) clearTimeout(this.#controllerTimer);
+    await Promise.all([this.#polling, this.#reconciling]);
     await Promise.allSettled([this.#front.close(), this.#echo.close(), this.#client.close()]);
     // Leave a newer service's record alone.
     const current = await readService(this.#paths).catch(() => null);
@@ -157,6 +178,28 @@ export class LocalService {
         this.#schedule(this.#pollMs);
       });
     }, ms);
+  }
+
+  #scheduleController(ms: number): void {
+    if (this.#stopped) return;
+    this.#controllerTimer = setTimeout(() => {
+      this.#reconciling = this.#reconcile().finally(() => {
+        this.#reconciling = null;
+        this.#scheduleController(this.#pollMs);
+      });
+    }, ms);
+  }
+
+  async #reconcile(): Promise<void> {
+    try {
+      await this.#controller.reconcile();
+      this.#lastControllerProblem = null;
+    } catch (error) {
+      // A held state lock or an unreadable folder: the next pass tries again. Said once, not every pass.
+      const problem = (error as Error).message;
+      if (problem !== this.#lastControllerProblem) this.#log.warn({ err: { message: problem } }, 'controller pass failed; trying again');
+      this.#lastControllerProblem = problem;
+    }
   }
 
   async #poll(): Promise<void> {

@@ -12,13 +12,15 @@
  *       pods/<pod>.json         PodRecord ("Pod"): addresses, labels, pid, deletion mark
  *       leases/<lock>.json      LeaseRecord: the update lock
  *       peers                   host:port of every live pod's management API, one per line (relayd --peers-file)
- *       logs/<pod>.log          relayd's JSON lines; logs/service.log the service's
+ *       logs/<pod>.log          relayd's JSON lines (<pod>.previous.log: its run before the last restart);
+ *                               logs/service.log the service's
  *
  * Pods are files of their own, not part of their set's file, so that labelling a pod does not change the set's
  * resourceVersion (as in Kubernetes, where they are separate objects).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { RestartBackoff } from './restart-backoff.ts';
 import { readJson, writeJsonAtomic } from './state-fs.ts';
 
 export const STATE_VERSION = 1;
@@ -57,6 +59,8 @@ export const setFile = (paths: LocalPaths, set: string): string => path.join(pat
 export const podFile = (paths: LocalPaths, pod: string): string => path.join(paths.pods, `${pod}.json`);
 export const peersFile = (paths: LocalPaths): string => path.join(paths.local, 'peers');
 export const podLog = (paths: LocalPaths, pod: string): string => path.join(paths.logs, `${pod}.log`);
+/** The log of the relay's previous run, kept when the controller starts it again (`kubectl logs --previous`). */
+export const previousPodLog = (paths: LocalPaths, pod: string): string => path.join(paths.logs, `${pod}.previous.log`);
 export const serviceLog = (paths: LocalPaths): string => path.join(paths.logs, 'service.log');
 // Lock names are free text; encoding keeps them one path segment.
 export const leaseFile = (paths: LocalPaths, name: string): string => path.join(paths.leases, `${encodeURIComponent(name)}.json`);
@@ -121,6 +125,19 @@ export interface PodRecord {
    * certificate was reissued since. Absent in records of a relayctl that did not note it.
    */
   tlsCertificate?: string;
+  /** How often the relay was started again after its process exited (the kubelet's restartCount). Absent: 0. */
+  restartCount?: number;
+  /** The controller's restart back-off (restart-backoff.ts); absent or null before the first restart. */
+  restartBackoff?: RestartBackoff | null;
+  /** Why the relay is not running and when it will be started again (CrashLoopBackOff); null otherwise. */
+  waiting?: PodWaitingRecord | null;
+}
+
+export interface PodWaitingRecord {
+  reason: string;
+  message: string;
+  /** When the controller starts the relay again. */
+  until: number;
 }
 
 export interface ServiceBackend {
@@ -216,6 +233,9 @@ export const isPodRecord = (value: unknown): value is PodRecord =>
     createdAt: isNumber,
     deletingAt: nullable(isNumber),
     tlsCertificate: optional(isString),
+    restartCount: optional(isInt),
+    restartBackoff: optional(nullable((v) => matches(v, { delayMs: isNumber, lastUpdate: isNumber }))),
+    waiting: optional(nullable((v) => matches(v, { reason: isString, message: isString, until: isNumber }))),
   });
 
 export const isServiceRecord = (value: unknown): value is ServiceRecord =>
