@@ -370,27 +370,31 @@ function checkStateDir(stateDir: unknown): string {
 }
 
 /**
- * Stops every relay and the service process of the state folder, then removes <stateDir>/local (the PKI stays, so
- * devices that pinned the DTLS key still trust the next deploy). Idempotent; `name` is not checked, so a cluster
- * of any fleet is torn down.
+ * Stops the service process, then every relay of the state folder, then removes <stateDir>/local (the PKI stays, so
+ * devices that pinned the DTLS key still trust the next deploy). The service goes first: its controller would
+ * otherwise start again the relays it sees exit. Idempotent; `name` is not checked, so a cluster of any fleet is
+ * torn down.
  */
 export async function teardownLocal(options: LocalOptions & { graceMs?: number }): Promise<void> {
   const paths = localPaths(checkStateDir(options.stateDir));
   const pki = { paths: localPkiPaths(paths.stateDir) };
-  const targets: Target[] = [];
+  const services: Target[] = [];
+  const service = await readService(paths).catch(() => null);
+  if (service !== null) services.push({ pid: service.pid, markers: serviceMarkers(paths.stateDir) });
+  for (const pid of findProcesses(serviceMarkers(paths.stateDir))) services.push({ pid, markers: serviceMarkers(paths.stateDir) });
+  await stopProcesses(dedupe(services), SERVICE_STOP_GRACE_MS);
+
+  const relays: Target[] = [];
   for (const name of await listJson(paths.pods)) {
     // A corrupt record cannot name its process; the scan below still finds it.
     const pod: PodRecord | null = await readPod(paths, name).catch(() => null);
     const target = pod === null ? null : relayTarget(pki, pod);
-    if (target !== null) targets.push(target);
+    if (target !== null) relays.push(target);
   }
-  const service = await readService(paths).catch(() => null);
-  if (service !== null) targets.push({ pid: service.pid, markers: serviceMarkers(paths.stateDir) });
   // Processes whose records were lost (killed between spawn and write): found by their command line.
   const relayProbe = [RELAY_MAIN, pki.paths.dtlsKey];
-  for (const pid of findProcesses(relayProbe)) targets.push({ pid, markers: relayProbe });
-  for (const pid of findProcesses(serviceMarkers(paths.stateDir))) targets.push({ pid, markers: serviceMarkers(paths.stateDir) });
-  await stopProcesses(dedupe(targets), options.graceMs ?? 7_000);
+  for (const pid of findProcesses(relayProbe)) relays.push({ pid, markers: relayProbe });
+  await stopProcesses(dedupe(relays), options.graceMs ?? 7_000);
   await fs.rm(paths.local, { recursive: true, force: true });
 }
 
