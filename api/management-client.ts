@@ -179,7 +179,8 @@ function tunnelConnector(tunnel: Tunnel, tls: { secureContext: SecureContext; se
     Promise.race([opening, timedOut]).then(
       (stream) => {
         clearTimeout(timer);
-        overTunnel({ ...options, httpSocket: stream as unknown as Socket }, callback);
+        // The URL's host names the tunnel's far end (a pod), not the certificate: undici would take it as servername.
+        overTunnel({ ...options, servername: tls.servername ?? options.servername, httpSocket: stream as unknown as Socket }, callback);
       },
       (error: unknown) => {
         clearTimeout(timer);
