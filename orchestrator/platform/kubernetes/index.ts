@@ -32,6 +32,8 @@ export interface KubernetesPlatformOptions extends ConfigOptions {
   requestTimeoutMs?: number;
   /** One restore call. Default 120 s. */
   restoreTimeoutMs?: number;
+  /** How long the API server keeps each watch open before the platform resumes it. Default 25 s. */
+  watchTimeoutSeconds?: number;
   /** Where config resolution looks (environment, home, service account); tests pass their own. */
   environment?: ConfigEnvironment;
 }
@@ -88,6 +90,7 @@ export async function openKubernetesPlatform(options: KubernetesPlatformOptions)
     relay: new KubernetesRelays({ api, access, writes, ...(options.restoreTimeoutMs === undefined ? {} : { restoreTimeoutMs: options.restoreTimeoutMs }) }),
     clock,
     log: options.log ?? (() => undefined),
+    ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
   });
   return {
     platform,

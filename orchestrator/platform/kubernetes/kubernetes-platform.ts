@@ -69,6 +69,11 @@ export class KubernetesPlatform implements Platform {
     this.#pods = cache<V1Pod>('pods', () => this.#api.listPods(fleetSelector), fleetSelector);
   }
 
+  /** Whether reads of sets and pods are answered from the watch caches right now (else from the API server). */
+  get cacheFresh(): boolean {
+    return this.#sets.fresh && this.#pods.fresh;
+  }
+
   /** Stops the watches. */
   stop(): void {
     this.#sets.stop();

@@ -52,6 +52,8 @@ export class WatchCache<T extends CachedObject> {
   #gone = false;
   #eventError: unknown = null;
   #changes = 0;
+  /** Watch events applied, ever: a watch that ended having delivered none may be a server ending it at once. */
+  #events = 0;
   #waiters = new Set<() => void>();
   /** Counted for tests and figures: lists, watches started, watches resumed after ending. */
   readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, failures: 0 };
@@ -92,7 +94,7 @@ export class WatchCache<T extends CachedObject> {
     return this.#resourceVersion;
   }
 
-  /** Bumped on every change the cache saw; see changedSince. */
+  /** Bumped on every change the cache saw (and when it starts watching); see changedSince. */
   get changes(): number {
     return this.#changes;
   }
@@ -172,7 +174,7 @@ export class WatchCache<T extends CachedObject> {
           await this.#relist();
         }
         const startedAt = this.#clock.now();
-        const before = this.#changes;
+        const before = this.#events;
         this.#eventError = null;
         const handle = await this.#source.watch(this.#resourceVersion, (event) => this.#apply(event));
         this.stats.watches++;
@@ -182,6 +184,8 @@ export class WatchCache<T extends CachedObject> {
         }
         this.#handle = handle;
         this.#phase = 'watching';
+        // Becoming fresh is a change too: a reader waiting for it wakes.
+        this.#notify();
         const ended = await handle.done;
         this.#handle = null;
         if (this.#stop.signal.aborted) return;
@@ -195,7 +199,7 @@ export class WatchCache<T extends CachedObject> {
         const error = this.#eventError ?? ended;
         if (error !== null && !isTimeout(error)) throw error;
         // Ended quietly: resume at once, unless it keeps ending before anything happens.
-        if (this.#changes !== before || this.#clock.now() - startedAt >= this.#minWatchMs) {
+        if (this.#events !== before || this.#clock.now() - startedAt >= this.#minWatchMs) {
           failures = 0;
           continue;
         }
@@ -234,6 +238,7 @@ export class WatchCache<T extends CachedObject> {
       this.#handle?.abort();
       return;
     }
+    this.#events++;
     const object = event.object as T;
     const name = object?.metadata?.name;
     const resourceVersion = object?.metadata?.resourceVersion;

@@ -1,0 +1,151 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { openKubernetesPlatform, type KubernetesPlatformOptions, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
+import { startKubeApiServer, type KubeApiServer, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
+import { activeSet } from './fixtures.ts';
+
+/**
+ * The Kubernetes API stand-in set up as a cluster where relayctl runs as the service account
+ * `system:serviceaccount:relays:relayctl`, bound to the Role of docs/design/contracts.md (nothing more), with the
+ * fleet `relay` deployed as its first set relay-a.
+ */
+
+export const NS = 'relays';
+export const RELAYCTL = 'system:serviceaccount:relays:relayctl';
+
+/** relayctl's Role, as docs/design/contracts.md lists it. */
+export const RELAYCTL_RULES = [
+  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  { apiGroups: [''], resources: ['secrets'], resourceNames: ['relay-relayctl-tls'], verbs: ['get'] },
+];
+
+export interface StandIn {
+  api: KubeApiServer;
+  /** Opens the platform through a kubeconfig file for `user` (default relayctl); closed by `close()`. */
+  open(options?: Partial<KubernetesPlatformOptions>, user?: string): Promise<OpenedKubernetesPlatform>;
+  /** A kubeconfig file for `user` (its YAML changed by `edit`, if given). */
+  kubeconfig(user: string, edit?: (yaml: string) => string): Promise<string>;
+  /** The admin's CoreV1Api (pod status writes, what a kubelet would do). */
+  admin: CoreV1Api;
+  adminConfig: KubeConfig;
+  /** relayctl's requests from `since` (a seq) on, as "verb resource[/sub] name" (plus " dryRun" and the patch type). */
+  calls(since?: number, filter?: (request: RecordedRequest) => boolean): string[];
+  /** The seq of the last request so far. */
+  mark(): number;
+  close(): Promise<void>;
+}
+
+export async function standIn(): Promise<StandIn> {
+  const api = await startKubeApiServer({ namespaces: [NS], users: [{ name: RELAYCTL }, { name: 'stranger' }] });
+  api.apply([
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'relayctl', namespace: NS } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'relay', namespace: NS } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'relayctl', namespace: NS }, rules: RELAYCTL_RULES },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'relayctl', namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'relayctl' },
+      subjects: [{ kind: 'ServiceAccount', name: 'relayctl', namespace: NS }],
+    },
+  ] as KubeObject[]);
+  const dir = await mkdtemp(join(tmpdir(), 'relayctl-kube-'));
+  let files = 0;
+  const kubeconfig = async (user: string, edit: (yaml: string) => string = (yaml) => yaml): Promise<string> => {
+    const file = join(dir, `config-${++files}`);
+    await writeFile(file, edit(api.kubeconfigFor(user, NS)), { mode: 0o600 });
+    return file;
+  };
+  const adminConfig = new KubeConfig();
+  adminConfig.loadFromString(api.kubeconfigFor('admin', NS));
+  const opened: OpenedKubernetesPlatform[] = [];
+  return {
+    api,
+    admin: adminConfig.makeApiClient(CoreV1Api),
+    adminConfig,
+    kubeconfig,
+    async open(options = {}, user = RELAYCTL) {
+      const file = await kubeconfig(user);
+      const platform = await openKubernetesPlatform({ name: 'relay', kubeconfig: file, mgmtAccess: 'port-forward', environment: { env: {}, home: null, serviceAccountDir: join(dir, 'none') }, ...options });
+      opened.push(platform);
+      return platform;
+    },
+    calls(since = 0, filter = () => true) {
+      return api.requests
+        .all(RELAYCTL)
+        .filter((request) => request.seq > since && filter(request))
+        .map(describeRequest);
+    },
+    mark() {
+      return api.requests.all().at(-1)?.seq ?? 0;
+    },
+    async close() {
+      await Promise.all(opened.map((platform) => platform.close()));
+      await api.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function describeRequest(request: RecordedRequest): string {
+  const resource = request.subresource === '' ? request.resource : `${request.resource}/${request.subresource}`;
+  const parts = [request.verb, resource];
+  if (request.name !== '') parts.push(request.name);
+  if (request.verb === 'patch' && request.contentType !== undefined) parts.push(`(${request.contentType})`);
+  if (request.dryRun) parts.push('dryRun');
+  if (request.code >= 400) parts.push(`-> ${request.code}`);
+  return parts.join(' ');
+}
+
+/** Requests the watch caches make in the background (their lists and watches): left out of exact sequences. */
+export const notCache = (request: RecordedRequest): boolean => request.verb !== 'watch' && request.verb !== 'list';
+
+/** Deploys relay-a as the manifests would (admin), without its server-owned fields. */
+export function deployActiveSet(api: KubeApiServer, image = 'registry.example/relay:1.0'): KubeObject {
+  const set = activeSet({ image }) as V1StatefulSet & Record<string, unknown>;
+  const { status: _status, ...rest } = set;
+  const metadata = { ...set.metadata };
+  for (const field of ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'managedFields'] as const) delete metadata[field];
+  delete metadata.annotations;
+  return api.apply({ ...rest, metadata } as unknown as KubeObject)[0]!;
+}
+
+/**
+ * Creates the pods of `set` as its StatefulSet controller and kubelet would (there is no controller in this
+ * stand-in yet): labels from the template, owner reference, then a Running status with a loopback pod IP.
+ */
+export async function createPods(standin: StandIn, set: string, ordinals: number[], options: { ready?: boolean; labels?: Record<string, string> } = {}): Promise<void> {
+  const owner = standin.api.store.get('statefulsets', NS, set) as unknown as V1StatefulSet;
+  for (const ordinal of ordinals) {
+    const name = `${set}-${ordinal}`;
+    const template = owner.spec!.template;
+    const body: V1Pod = {
+      metadata: {
+        name,
+        namespace: NS,
+        labels: { ...template.metadata?.labels, 'statefulset.kubernetes.io/pod-name': name, ...options.labels },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: set, uid: owner.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: template.spec!,
+    };
+    await standin.admin.createNamespacedPod({ namespace: NS, body });
+    const created = await standin.admin.readNamespacedPod({ name, namespace: NS });
+    await standin.admin.replaceNamespacedPodStatus({
+      name,
+      namespace: NS,
+      body: {
+        ...created,
+        status: {
+          phase: 'Running',
+          podIP: `127.0.100.${ordinal + 1}`,
+          conditions: [{ type: 'Ready', status: options.ready === false ? 'False' : 'True' }],
+        },
+      },
+    });
+  }
+}
