@@ -14,7 +14,11 @@ import { randomBytes } from 'node:crypto';
 import { LoopbackPool, NodePortPool } from './addresses.ts';
 import { ApiServer } from './api-server.ts';
 import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, type UserInfo } from './authentication.ts';
+import { EndpointSliceController } from './controllers/endpointslices.ts';
+import { EventRecorder } from './controllers/events.ts';
+import { GarbageCollector } from './controllers/garbage-collector.ts';
 import { NamespaceController } from './controllers/namespaces.ts';
+import { StatefulSetController } from './controllers/statefulsets.ts';
 import { catalogue as buildCatalogue } from './kinds/index.ts';
 import { kubeconfigYaml, type KubeconfigUser } from './kubeconfig.ts';
 import { APPLY_PATCH } from './patch.ts';
@@ -58,6 +62,14 @@ export interface KubeApiServerOptions {
   watchTimeoutSeconds?: number;
   /** Interval of BOOKMARK events for watches that allow them (default 60 s). */
   bookmarkIntervalMs?: number;
+  /** kube-controller-manager's controllers (each on by default; the namespace controller always runs). */
+  controllers?: { statefulSets?: boolean; endpointSlices?: boolean; garbageCollector?: boolean };
+}
+
+interface Controller {
+  idle(): Promise<void>;
+  readonly errors: readonly { key: string; error: unknown }[];
+  stop(): void;
 }
 
 export interface StoreView {
@@ -166,7 +178,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const namespaces = catalogue.resolve('namespaces');
   for (const name of options.namespaces ?? ['default']) registry.create(namespaces, '', { metadata: { name } }, { fieldManager: 'standin' });
 
-  const controllers = [new NamespaceController(registry, pki.ca.certPem)];
+  const wanted = { statefulSets: true, endpointSlices: true, garbageCollector: true, ...options.controllers };
+  const controllers: Controller[] = [new NamespaceController(registry, pki.ca.certPem)];
+  if (wanted.statefulSets) controllers.push(new StatefulSetController(registry, new EventRecorder(registry, 'statefulset-controller')));
+  if (wanted.endpointSlices) controllers.push(new EndpointSliceController(registry));
+  if (wanted.garbageCollector) controllers.push(new GarbageCollector(registry));
 
   const api = new ApiServer({
     registry,
