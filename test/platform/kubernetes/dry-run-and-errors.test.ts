@@ -3,7 +3,7 @@ import { ErrorCode, isLockHeldError, isOrchestratorError } from '../../../orches
 import { KubeErrorCode, isKubernetesPlatformError, openKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import type { SetInfo } from '../../../orchestrator/platform/platform.ts';
 import type { KubeObject } from '../../support/kube-apiserver/index.ts';
-import { NS, RELAYCTL, createPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
+import { NS, RELAYCTL, runPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
 
 let standin: StandIn;
 let active: SetInfo;
@@ -11,7 +11,7 @@ let active: SetInfo;
 beforeAll(async () => {
   standin = await standIn();
   deployActiveSet(standin.api);
-  await createPods(standin, 'relay-a', [0, 1]);
+  await runPods(standin, 'relay-a', [0, 1, 2]);
   const reader = await standin.open();
   active = (await reader.platform.getSet('relay-a'))!;
 });
@@ -107,7 +107,7 @@ describe('API errors a user can act on', () => {
       },
     ] as KubeObject[]);
     const { platform } = await standin.open({}, 'stranger');
-    expect((await platform.listPods('relay-a')).length).toBe(2);
+    expect((await platform.listPods('relay-a')).length).toBe(3);
     const forbidden = await failure(platform.patchPodLabels('relay-a-0', { 'relayctl.dev/restore': 'true' }));
     expect(forbidden.code).toBe(KubeErrorCode.Forbidden);
     expect(forbidden.message).toContain('patch pods relay-a-0 in namespace relays: forbidden for stranger (context');

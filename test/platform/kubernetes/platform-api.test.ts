@@ -5,7 +5,7 @@ import { ManualClock } from '../../../orchestrator/clock.ts';
 import { KubeErrorCode, isKubernetesPlatformError, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import type { SetInfo } from '../../../orchestrator/platform/platform.ts';
 import type { KubeObject } from '../../support/kube-apiserver/index.ts';
-import { NS, RELAYCTL, RELAYCTL_RULES, createPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
+import { NS, RELAYCTL, RELAYCTL_RULES, runPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
 
 /**
  * The platform's API calls through @kubernetes/client-node, over HTTPS, against the API stand-in, as the service
@@ -43,7 +43,7 @@ describe('sets, pods and patches', () => {
 
   beforeAll(async () => {
     deployActiveSet(standin.api);
-    await createPods(standin, 'relay-a', [0, 1, 2]);
+    await runPods(standin, 'relay-a', [0, 1, 2]);
     opened = await standin.open();
     active = (await opened.platform.getSet('relay-a'))!;
   });
@@ -72,7 +72,7 @@ describe('sets, pods and patches', () => {
     const created = await opened.platform.createSet({ name: 'relay-b', replicas: 3, image: 'registry.example/relay:1.1', template: active, annotations: { 'relayctl.dev/update-id': 'u-1' } });
     expect(standin.calls(mark, notCache)).toEqual(['get statefulsets relay-a', 'create statefulsets']);
     const set = stored('statefulsets', 'relay-b') as unknown as V1StatefulSet;
-    expect(created).toMatchObject({ name: 'relay-b', replicas: 3, image: 'registry.example/relay:1.1', resourceVersion: set.metadata!.resourceVersion });
+    expect(created).toMatchObject({ name: 'relay-b', replicas: 3, image: 'registry.example/relay:1.1' });
     expect(set.metadata!.annotations).toEqual({ 'relayctl.dev/update-id': 'u-1', 'relayctl.dev/previous-image': 'registry.example/relay:1.0' });
     expect(set.spec!.selector).toEqual({ matchLabels: { 'relayctl.dev/fleet': 'relay', 'relayctl.dev/set': 'relay-b' } });
     expect(set.spec!.podManagementPolicy).toBe('Parallel');
@@ -116,12 +116,15 @@ describe('sets, pods and patches', () => {
     expect(standin.calls(mark, notCache)).toEqual(['delete statefulsets relay-b', 'delete statefulsets relay-b -> 404']);
     expect(stored('statefulsets', 'relay-b')).toBeUndefined();
     expect(await opened.platform.getSet('relay-b')).toBeNull();
+    // The garbage collector deletes its pods (background propagation).
+    await standin.api.settled();
+    expect(await opened.platform.listPods('relay-b')).toEqual([]);
   });
 
   test('restore is refused on labels read afresh from the API server, and between pods of different ordinals', async () => {
     deployActiveSet(standin.api);
     await opened.platform.createSet({ name: 'relay-b', replicas: 3, image: 'registry.example/relay:1.1', template: active, annotations: {} });
-    await createPods(standin, 'relay-b', [0, 1], { ready: false });
+    await runPods(standin, 'relay-b', [0, 1], { ready: false });
     const a0 = (await opened.platform.listPods('relay-a')).find((pod) => pod.name === 'relay-a-0')!;
     const b0 = (await opened.platform.listPods('relay-b')).find((pod) => pod.name === 'relay-b-0')!;
     const mark = standin.mark();

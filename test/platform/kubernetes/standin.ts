@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
 import { openKubernetesPlatform, type KubernetesPlatformOptions, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
 import { activeSet } from './fixtures.ts';
@@ -116,24 +116,17 @@ export function deployActiveSet(api: KubeApiServer, image = 'registry.example/re
 }
 
 /**
- * Creates the pods of `set` as its StatefulSet controller and kubelet would (there is no controller in this
- * stand-in yet): labels from the template, owner reference, then a Running status with a loopback pod IP.
+ * Runs pods of `set` as a kubelet would (there is no kubelet in the stand-in yet): waits for the StatefulSet
+ * controller to create each one, in order, then writes a Running status with a loopback pod IP and the Ready
+ * condition. Extra labels are patched on as an admin.
  */
-export async function createPods(standin: StandIn, set: string, ordinals: number[], options: { ready?: boolean; labels?: Record<string, string> } = {}): Promise<void> {
-  const owner = standin.api.store.get('statefulsets', NS, set) as unknown as V1StatefulSet;
+export async function runPods(standin: StandIn, set: string, ordinals: number[], options: { ready?: boolean; labels?: Record<string, string> } = {}): Promise<void> {
   for (const ordinal of ordinals) {
     const name = `${set}-${ordinal}`;
-    const template = owner.spec!.template;
-    const body: V1Pod = {
-      metadata: {
-        name,
-        namespace: NS,
-        labels: { ...template.metadata?.labels, 'statefulset.kubernetes.io/pod-name': name, ...options.labels },
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: set, uid: owner.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
-      },
-      spec: template.spec!,
-    };
-    await standin.admin.createNamespacedPod({ namespace: NS, body });
+    await standin.api.store.waitFor('pods', NS, name, (pod) => pod !== undefined);
+    if (options.labels !== undefined) {
+      await standin.admin.patchNamespacedPod({ name, namespace: NS, body: { metadata: { labels: options.labels } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    }
     const created = await standin.admin.readNamespacedPod({ name, namespace: NS });
     await standin.admin.replaceNamespacedPodStatus({
       name,

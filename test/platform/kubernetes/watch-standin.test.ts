@@ -6,7 +6,7 @@ import { WriteLog } from '../../../orchestrator/platform/kubernetes/dry-run.ts';
 import { KubeApi, type WatchEvent } from '../../../orchestrator/platform/kubernetes/kube-api.ts';
 import { WatchCache } from '../../../orchestrator/platform/kubernetes/watch-cache.ts';
 import type { RecordedRequest } from '../../support/kube-apiserver/index.ts';
-import { NS, RELAYCTL, createPods, deployActiveSet, standIn, type StandIn } from './standin.ts';
+import { NS, RELAYCTL, runPods, deployActiveSet, standIn, type StandIn } from './standin.ts';
 
 /**
  * The pod cache over client-node's Watch against the stand-in: a watch the server ends is resumed from the last
@@ -20,7 +20,7 @@ let api: KubeApi;
 beforeAll(async () => {
   standin = await standIn();
   deployActiveSet(standin.api);
-  await createPods(standin, 'relay-a', [0]);
+  await runPods(standin, 'relay-a', [0]);
   const config = resolveConfig({ kubeconfig: await standin.kubeconfig(RELAYCTL) }, { env: {}, home: null, serviceAccountDir: '/nonexistent' });
   api = new KubeApi({ kubeConfig: config.kubeConfig, server: config.server, namespace: NS, identity: RELAYCTL, writes: new WriteLog('none') });
 });
@@ -86,7 +86,7 @@ describe('watches against the API stand-in', () => {
     const mark = standin.mark();
     try {
       await cache.sync();
-      await createPods(standin, 'relay-a', [1]);
+      await runPods(standin, 'relay-a', [1]);
       await until(cache, () => cache.get('relay-a-1')?.status?.phase === 'Running');
       // Hold the next resume: it starts from the last version the cache saw, and nothing was listed again.
       resumes.close();
@@ -96,15 +96,18 @@ describe('watches against the API stand-in', () => {
       expect(watches.filter((request) => request.verb === 'watch').length).toBeGreaterThanOrEqual(1);
 
       // While it waits: a change nobody watches, then the history is compacted.
-      await createPods(standin, 'relay-a', [2]);
+      await runPods(standin, 'relay-a', [2]);
+      const unseen = standin.api.store.get('pods', NS, 'relay-a-2')!.metadata.resourceVersion;
+      expect(cache.get('relay-a-2')?.metadata?.resourceVersion).not.toBe(unseen);
       standin.api.store.compact();
       const before = podWatches(mark).length;
       resumes.open();
       // The resume is answered with an ERROR 410 event; the cache lists again and watches from that list.
-      await until(cache, () => cache.get('relay-a-2') !== undefined && cache.fresh);
+      await until(cache, () => cache.stats.relistsAfterGone === 1 && cache.fresh);
       expect(podWatches(mark).slice(before, before + 3).map((request) => request.verb)).toEqual(['watch', 'list', 'watch']);
       expect(cache.stats.relistsAfterGone).toBe(1);
       expect(cache.list().map((pod) => pod.metadata!.name).sort()).toEqual(['relay-a-0', 'relay-a-1', 'relay-a-2']);
+      expect(cache.get('relay-a-2')?.metadata?.resourceVersion).toBe(unseen);
     } finally {
       cache.stop();
     }
