@@ -117,6 +117,30 @@ describe('API errors a user can act on', () => {
     expect(noLease.message).toContain('must allow get on coordination.k8s.io/leases');
   });
 
+  test('a Role without watch: reads still work (from the API server each time) and the user is told once why', async () => {
+    await standin.api.addUser({ name: 'lister' });
+    standin.api.apply([
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'lister', namespace: NS }, rules: [{ apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list'] }] },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'lister', namespace: NS },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'lister' },
+        subjects: [{ kind: 'User', name: 'lister', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    ] as KubeObject[]);
+    const warnings: string[] = [];
+    const { platform } = await standin.open({ log: (event) => warnings.push(`${event.level}: ${event.message}`) }, 'lister');
+    expect((await platform.listPods('relay-a')).map((pod) => pod.name).sort()).toEqual(['relay-a-0', 'relay-a-1', 'relay-a-2']);
+    while (warnings.length === 0) await platform.waitForChange(100);
+    expect(await platform.getSet('relay-a')).toMatchObject({ name: 'relay-a' });
+    expect((await platform.listPods('relay-a')).length).toBe(3);
+    expect(platform.cacheFresh).toBe(false);
+    expect(warnings[0]).toContain('warn: watch pods in namespace relays: forbidden for lister');
+    expect(warnings[0]).toContain('must allow watch on pods');
+    expect(warnings[0]).toContain('reading from the API server until the watch works again');
+  });
+
   test('401: credentials the API server does not accept', async () => {
     const file = await standin.kubeconfig(RELAYCTL, (yaml) => yaml.replace(/token: .*/, 'token: not-a-token'));
     const { platform, close } = await openKubernetesPlatform({ name: 'relay', kubeconfig: file, mgmtAccess: 'direct' });
