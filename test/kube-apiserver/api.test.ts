@@ -47,6 +47,9 @@ beforeAll(async () => {
     namespaces: ['default', NS],
     users: [{ name: 'ci', token: true }, { name: 'ops', certificate: true, groups: ['ops'] }],
     rbac: false,
+    // The API alone: no pods from sets, no node.
+    controllers: { statefulSets: false },
+    kubelet: false,
   });
   kc = kubeConfigFor(api, 'admin', NS);
   core = kc.makeApiClient(CoreV1Api);

@@ -30,7 +30,7 @@ let discovery: DiscoveryV1Api;
 let nextIp = 1;
 
 beforeAll(async () => {
-  api = await startKubeApiServer({ namespaces: [NS] });
+  api = await startKubeApiServer({ namespaces: [NS], kubelet: false });
   const kc = kubeConfigFor(api, 'admin', NS);
   core = kc.makeApiClient(CoreV1Api);
   apps = kc.makeApiClient(AppsV1Api);

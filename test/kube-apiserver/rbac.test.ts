@@ -35,7 +35,7 @@ let core: CoreV1Api;
 let apps: AppsV1Api;
 
 beforeAll(async () => {
-  api = await startKubeApiServer({ namespaces: [NS, 'other'], users: [{ name: SA }, { name: 'dev', groups: ['developers'] }] });
+  api = await startKubeApiServer({ namespaces: [NS, 'other'], users: [{ name: SA }, { name: 'dev', groups: ['developers'] }], kubelet: false });
   api.apply([
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'relayctl', namespace: NS } },
     role,

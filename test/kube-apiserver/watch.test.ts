@@ -19,7 +19,7 @@ let core: CoreV1Api;
 let watcher: Watch;
 
 beforeAll(async () => {
-  api = await startKubeApiServer({ namespaces: [NS], watchTimeoutSeconds: 1, bookmarkIntervalMs: 100 });
+  api = await startKubeApiServer({ namespaces: [NS], watchTimeoutSeconds: 0.3, bookmarkIntervalMs: 100, kubelet: false });
   const kc = kubeConfigFor(api, 'admin', NS);
   core = kc.makeApiClient(CoreV1Api);
   watcher = new Watch(kc);

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
+import { generateDtlsKeyPair } from '../../pki/certificates.ts';
 import { fenceSequence } from '../../relay/handover/fence.ts';
 import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
 import { request } from '../helpers/devices.ts';

@@ -302,8 +302,7 @@ export class ApiServer {
     const { registry } = this.options;
     const type = this.resourceType(info);
     const namespace = type.namespaced ? info.namespace : '';
-    // The namespace object is addressed as /api/v1/namespaces/<name>.
-    const name = info.name !== '' ? info.name : type.resource === 'namespaces' ? info.namespace : '';
+    const name = info.name;
     if (type.namespaced && namespace === '' && !['list', 'watch'].includes(info.verb)) throw methodNotAllowed();
     const subresource = info.subresource as Subresource | 'portforward' | 'log';
 
@@ -341,7 +340,7 @@ export class ApiServer {
         this.watch(req, res, url, type, namespace, name);
         return;
       case 'create': {
-        if (name !== '' && type.resource !== 'namespaces') throw methodNotAllowed();
+        if (name !== '') throw methodNotAllowed();
         const body = await this.objectBody(req);
         json(res, 201, registry.create(type, namespace, body, this.writeOptions(req, url)));
         return;

@@ -14,7 +14,11 @@ import { randomBytes } from 'node:crypto';
 import { LoopbackPool, NodePortPool } from './addresses.ts';
 import { ApiServer } from './api-server.ts';
 import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, type UserInfo } from './authentication.ts';
+import type { Controller } from './controllers/controller.ts';
 import { EndpointSliceController } from './controllers/endpointslices.ts';
+import { Kubelet, type KubeletOptions } from './kubelet/kubelet.ts';
+import { KubeProxy, type KubeProxyOptions, type ServiceFront } from './kube-proxy.ts';
+import { PortForwarder } from './port-forward.ts';
 import { EventRecorder } from './controllers/events.ts';
 import { GarbageCollector } from './controllers/garbage-collector.ts';
 import { NamespaceController } from './controllers/namespaces.ts';
@@ -33,6 +37,11 @@ import { createClusterPki, issueClientCertificate } from './tls.ts';
 export type { KubeObject } from './resources.ts';
 export type { RecordedRequest, RequiredRule } from './request-log.ts';
 export type { StoreEvent } from './store.ts';
+export { ManualClock, ScaledClock, type KubeletClock } from './kubelet/clock.ts';
+export type { ImageSpec, ImageResolver } from './kubelet/runtime.ts';
+export type { Kubelet, KubeletOptions } from './kubelet/kubelet.ts';
+export type { ProbeOutcome } from './kubelet/pod-worker.ts';
+export type { KubeProxyOptions, ServiceFront } from './kube-proxy.ts';
 
 export const ADMIN_USER = 'admin';
 
@@ -64,13 +73,16 @@ export interface KubeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** kube-controller-manager's controllers (each on by default; the namespace controller always runs). */
   controllers?: { statefulSets?: boolean; endpointSlices?: boolean; garbageCollector?: boolean };
+  /**
+   * The kubelet stand-in (on by default, with no images: every pod waits in ErrImagePull until `images` says how
+   * to run its image). `false`: no node, pods stay unscheduled and are deleted at once.
+   */
+  kubelet?: false | KubeletOptions;
+  /** The kube-proxy stand-in: UDP fronts for UDP Services (on by default). */
+  kubeProxy?: false | KubeProxyOptions;
 }
 
-interface Controller {
-  idle(): Promise<void>;
-  readonly errors: readonly { key: string; error: unknown }[];
-  stop(): void;
-}
+
 
 export interface StoreView {
   /** `pods`, `statefulsets`, `statefulsets.apps`, `StatefulSet`, ... */
@@ -120,6 +132,12 @@ export interface KubeApiServer {
   apply(objects: KubeObject | readonly KubeObject[]): KubeObject[];
   /** Resolves when every controller has nothing left to do right now (not waiting on processes or timers). */
   settled(): Promise<void>;
+  /** The kubelet stand-in, undefined with `kubelet: false`. */
+  kubelet: Kubelet | undefined;
+  /** The UDP front of a Service port (kube-proxy stand-in), once it listens: address, port, backends, stats. */
+  serviceFront(namespace: string, service: string, port: number): ServiceFront | undefined;
+  /** A container's log (the pods/log subresource); undefined when it never ran. */
+  podLog(namespace: string, pod: string, container?: string): string | undefined;
   /** Errors controllers hit (they retry); empty in a healthy run. */
   controllerErrors(): { key: string; error: unknown }[];
   close(): Promise<void>;
@@ -183,6 +201,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   if (wanted.statefulSets) controllers.push(new StatefulSetController(registry, new EventRecorder(registry, 'statefulset-controller')));
   if (wanted.endpointSlices) controllers.push(new EndpointSliceController(registry));
   if (wanted.garbageCollector) controllers.push(new GarbageCollector(registry));
+  const kubeProxy = options.kubeProxy === false ? undefined : new KubeProxy(registry, options.kubeProxy ?? {});
+  const forwarder = new PortForwarder(registry);
 
   const api = new ApiServer({
     registry,
@@ -192,9 +212,21 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.ca.certPem },
     watchTimeoutMs: (options.watchTimeoutSeconds ?? 1800) * 1000,
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
+    podLog: (namespace, pod, container) => podLog(namespace, pod, container),
   });
+  api.onUpgrade((context) => forwarder.handle(context));
   const port = await api.listen('127.0.0.1');
   const url = `https://127.0.0.1:${port}`;
+  const kubelet =
+    options.kubelet === false
+      ? undefined
+      : new Kubelet(registry, options.kubelet ?? {}, {
+          allocateIP: () => podAddresses.next(),
+          issueToken: (namespace, account) => authenticator.issueServiceAccountToken(namespace, account),
+          apiHost: '127.0.0.1',
+          apiPort: port,
+        });
+  const podLog = (namespace: string, pod: string, container?: string): string | undefined => kubelet?.logs(namespace, pod, container);
 
   const typeOf = (resource: string): ResourceType => catalogue.resolve(resource);
   const storeView: StoreView = {
@@ -268,14 +300,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     async settled() {
       for (let round = 0; round < 100; round++) {
         const before = store.currentRevision();
-        await Promise.all(controllers.map((c) => c.idle()));
+        await Promise.all([...controllers.map((c) => c.idle()), kubelet?.idle(), kubeProxy?.idle()]);
         await new Promise((resolve) => setImmediate(resolve));
         if (store.currentRevision() === before) return;
       }
     },
-    controllerErrors: () => controllers.flatMap((c) => [...c.errors]),
+    kubelet,
+    podLog,
+    serviceFront: (namespace, service, port) => kubeProxy?.front(namespace, service, port),
+    controllerErrors: () => [...controllers.flatMap((c) => [...c.errors]), ...(kubelet?.errors ?? []), ...(kubeProxy?.errors ?? [])],
     async close() {
       for (const controller of controllers) controller.stop();
+      forwarder.close();
+      await kubelet?.close();
+      await kubeProxy?.close();
       await api.close();
     },
   };

@@ -288,11 +288,15 @@ export class Registry {
     options: WriteOptions,
     applied: KubeObject['metadata']['managedFields'] | undefined,
   ): KubeObject {
+    // `old` must be what is stored now: a caller holding a stale copy would overwrite newer writes.
+    const stored = this.find(type, old.metadata.namespace ?? '', old.metadata.name!);
+    if (stored === undefined) throw notFound(groupResource(type), old.metadata.name!);
+    if (stored.metadata.resourceVersion !== old.metadata.resourceVersion) throw conflict(groupResource(type), old.metadata.name!);
     let next: KubeObject;
     if (subresource === 'status') {
       next = { ...structuredClone(old), status: structuredClone(input.status) } as KubeObject;
     } else {
-      next = input;
+      next = structuredClone(input);
       next.apiVersion = groupVersion(type);
       next.kind = type.kind;
       const meta = next.metadata;
@@ -325,7 +329,9 @@ export class Registry {
       });
     if (next.metadata.managedFields.length === 0) delete next.metadata.managedFields;
 
-    const finalizersDone = (next.metadata.finalizers ?? []).length === 0;
+    // A namespace's own finalizers (spec.finalizers, the namespace controller's) hold it as well.
+    const specFinalizers = type.resource === 'namespaces' ? ((next.spec as { finalizers?: string[] } | undefined)?.finalizers ?? []) : [];
+    const finalizersDone = (next.metadata.finalizers ?? []).length === 0 && specFinalizers.length === 0;
     const removeNow = next.metadata.deletionTimestamp !== undefined && finalizersDone && (next.metadata.deletionGracePeriodSeconds ?? 0) === 0;
     if (!removeNow && deepEqual(withoutVolatile(next), withoutVolatile(old))) return old;
     if (options.dryRun) return { ...next, metadata: { ...next.metadata, resourceVersion: old.metadata.resourceVersion } };
@@ -494,6 +500,23 @@ export class Registry {
     const finalizers = (meta.finalizers ?? []).filter((f) => (f !== FINALIZER_ORPHAN && f !== FINALIZER_FOREGROUND) || f === add);
     if (!finalizers.includes(add)) finalizers.push(add);
     meta.finalizers = finalizers;
+  }
+
+  /**
+   * pods/binding, as the scheduler uses it: sets spec.nodeName once (a pod update may not change it) and the
+   * PodScheduled condition.
+   */
+  bind(pod: KubeObject, nodeName: string): KubeObject {
+    const type = this.catalogue.resolve('pods');
+    const current = this.get(type, pod.metadata.namespace!, pod.metadata.name!);
+    if (current.metadata.uid !== pod.metadata.uid) throw conflict(groupResource(type), pod.metadata.name!, 'the pod was replaced');
+    if ((current.spec as { nodeName?: string }).nodeName) throw conflict(groupResource(type), pod.metadata.name!, `pod ${pod.metadata.name} is already assigned to node "${(current.spec as { nodeName?: string }).nodeName}"`);
+    const next = structuredClone(current) as KubeObject;
+    (next.spec as { nodeName?: string }).nodeName = nodeName;
+    const status = (next.status ?? {}) as { conditions?: unknown[] };
+    status.conditions = [...(status.conditions ?? []), { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: this.now() }];
+    next.status = status;
+    return this.store.write('MODIFIED', tableOf(type), next);
   }
 
   /** Removes an object now, whatever its finalizers (the namespace controller's last step). */

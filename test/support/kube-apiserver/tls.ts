@@ -1,9 +1,9 @@
 /**
  * The stand-in cluster's PKI: its own CA, the API server's certificate (127.0.0.1, localhost and the in-cluster
- * names), and client certificates for users who authenticate with one. Issued with the local platform's PKI
- * helpers (ECDSA P-256), in memory, for the life of the server.
+ * names), and client certificates for users who authenticate with one. Issued with the project's PKI
+ * helpers (pki/certificates.ts, ECDSA P-256), in memory, for the life of the server.
  */
-import { createCa, issueCertificate, type IssuedCertificate } from '../../../orchestrator/platform/local/pki.ts';
+import { createCa, issueCertificate, type IssuedCertificate } from '../../../pki/certificates.ts';
 
 export interface ClusterPki {
   ca: IssuedCertificate;

@@ -25,26 +25,24 @@ function maxLength(n: number): string {
   return `must be no more than ${n} characters`;
 }
 
+function patternErrors(value: string, max: number, pattern: RegExp, text: string): string[] {
+  const out: string[] = [];
+  if (value.length > max) out.push(maxLength(max));
+  if (!pattern.test(value)) out.push(text);
+  return out;
+}
+
 /** Problems with a name as a DNS-1123 label (namespaces, StatefulSets, container names); empty when valid. */
 export function dns1123LabelErrors(value: string): string[] {
-  const out: string[] = [];
-  if (value.length > 63) out.push(maxLength(63));
-  if (!DNS1123_LABEL.test(value)) out.push(DNS1123_LABEL_TEXT);
-  return out;
+  return patternErrors(value, 63, DNS1123_LABEL, DNS1123_LABEL_TEXT);
 }
 
 export function dns1123SubdomainErrors(value: string): string[] {
-  const out: string[] = [];
-  if (value.length > 253) out.push(maxLength(253));
-  if (!DNS1123_SUBDOMAIN.test(value)) out.push(DNS1123_SUBDOMAIN_TEXT);
-  return out;
+  return patternErrors(value, 253, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_TEXT);
 }
 
 export function dns1035LabelErrors(value: string): string[] {
-  const out: string[] = [];
-  if (value.length > 63) out.push(maxLength(63));
-  if (!DNS1035_LABEL.test(value)) out.push(DNS1035_LABEL_TEXT);
-  return out;
+  return patternErrors(value, 63, DNS1035_LABEL, DNS1035_LABEL_TEXT);
 }
 
 /** RBAC objects' names only need to be usable as a path segment. */
@@ -56,10 +54,7 @@ export function pathSegmentErrors(value: string): string[] {
 }
 
 export function labelValueErrors(value: string): string[] {
-  const out: string[] = [];
-  if (value.length > 63) out.push(maxLength(63));
-  if (!LABEL_VALUE.test(value)) out.push(LABEL_VALUE_TEXT);
-  return out;
+  return patternErrors(value, 63, LABEL_VALUE, LABEL_VALUE_TEXT);
 }
 
 /** A label or annotation key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */

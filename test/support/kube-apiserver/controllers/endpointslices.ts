@@ -18,8 +18,9 @@ import { deepEqual } from '../patch.ts';
 import type { Registry } from '../registry.ts';
 import type { KubeObject, ResourceType } from '../resources.ts';
 import { matchesAll, type Requirement } from '../selectors.ts';
+import type { StoreEvent } from '../store.ts';
 import { isPodReady, isTerminal, isTerminating, podStatus } from './pod-conditions.ts';
-import { WorkQueue } from './work-queue.ts';
+import { Controller } from './controller.ts';
 
 const MANAGER = 'endpointslice-controller';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -67,44 +68,30 @@ function servicePorts(service: KubeObject, pod: KubeObject): SlicePort[] {
   return out;
 }
 
-export class EndpointSliceController {
+export class EndpointSliceController extends Controller {
   private readonly registry: Registry;
-  private readonly queue: WorkQueue;
-  private readonly unsubscribe: () => void;
   private readonly services: ResourceType;
   private readonly slices: ResourceType;
 
   constructor(registry: Registry) {
+    super('endpointslices', registry.store);
     this.registry = registry;
     this.services = registry.catalogue.resolve('services');
     this.slices = registry.catalogue.resolve('endpointslices');
-    this.queue = new WorkQueue('endpointslices', (key) => this.reconcile(key));
-    this.unsubscribe = registry.store.subscribe((event) => {
-      if (event.table === '/services') this.queue.add(`${event.namespace}/${event.name}`);
-      else if (event.table === '/pods') {
-        for (const service of registry.store.list('/services', event.namespace)) this.queue.add(`${event.namespace}/${service.metadata.name}`);
-      } else if (event.table === 'discovery.k8s.io/endpointslices' && event.object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY) {
-        const service = event.object.metadata.labels?.[SERVICE_NAME_LABEL];
-        if (service !== undefined) this.queue.add(`${event.namespace}/${service}`);
-      }
-    });
     for (const service of registry.store.list('/services')) this.queue.add(`${service.metadata.namespace}/${service.metadata.name}`);
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  protected observe(event: StoreEvent): void {
+    if (event.table === '/services') this.queue.add(`${event.namespace}/${event.name}`);
+    else if (event.table === '/pods') {
+      for (const service of this.registry.store.list('/services', event.namespace)) this.queue.add(`${event.namespace}/${service.metadata.name}`);
+    } else if (event.table === 'discovery.k8s.io/endpointslices' && event.object.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY) {
+      const service = event.object.metadata.labels?.[SERVICE_NAME_LABEL];
+      if (service !== undefined) this.queue.add(`${event.namespace}/${service}`);
+    }
   }
 
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
-  }
-
-  stop(): void {
-    this.unsubscribe();
-    this.queue.stop();
-  }
-
-  private reconcile(key: string): void {
+  protected reconcile(key: string): void {
     const [namespace, name] = key.split('/') as [string, string];
     const service = this.registry.find(this.services, namespace, name);
     const existing = this.registry.store

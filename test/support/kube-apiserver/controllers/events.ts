@@ -1,13 +1,17 @@
 /**
  * core/v1 Events, as controllers and the kubelet record them (SuccessfulCreate, FailedCreate, Scheduled, Pulled,
  * Started, Killing, Unhealthy, BackOff, ...). A repeat of the same reason and message for the same object bumps
- * `count` and `lastTimestamp` instead of adding an event, as the real event correlator does.
+ * `count` and `lastTimestamp` instead of adding an event, as the real event correlator does; after 25 repeats the
+ * correlator's spam filter drops further ones (a probe failing every few milliseconds on a scaled clock would
+ * otherwise flood the store and the watch history).
  */
 import { randomBytes } from 'node:crypto';
 import { rfc3339, type Registry } from '../registry.ts';
 import type { KubeObject, ResourceType } from '../resources.ts';
 
 export type EventType = 'Normal' | 'Warning';
+
+const MAX_REPEATS = 25;
 
 export class EventRecorder {
   private readonly registry: Registry;
@@ -30,6 +34,7 @@ export class EventRecorder {
     const existing = existingName === undefined ? undefined : this.registry.find(this.events, namespace, existingName);
     try {
       if (existing !== undefined) {
+        if (((existing.count as number | undefined) ?? 1) >= MAX_REPEATS) return;
         const next = structuredClone(existing) as KubeObject;
         next.count = ((existing.count as number | undefined) ?? 1) + 1;
         next.lastTimestamp = now;

@@ -14,7 +14,7 @@
 import { FINALIZER_FOREGROUND, FINALIZER_ORPHAN, tableOf, type Registry } from '../registry.ts';
 import type { KubeObject, OwnerReference, ResourceType } from '../resources.ts';
 import type { StoreEvent } from '../store.ts';
-import { WorkQueue } from './work-queue.ts';
+import { Controller } from './controller.ts';
 
 const MANAGER = 'generic-garbage-collector';
 
@@ -22,15 +22,12 @@ function key(table: string, namespace: string, name: string): string {
   return `${table}|${namespace}|${name}`;
 }
 
-export class GarbageCollector {
+export class GarbageCollector extends Controller {
   private readonly registry: Registry;
-  private readonly queue: WorkQueue;
-  private readonly unsubscribe: () => void;
 
   constructor(registry: Registry) {
+    super('garbage-collector', registry.store);
     this.registry = registry;
-    this.queue = new WorkQueue('garbage-collector', (k) => this.reconcile(k));
-    this.unsubscribe = registry.store.subscribe((event) => this.observe(event));
     for (const type of registry.catalogue.types) {
       if (!type.namespaced) continue;
       for (const object of registry.store.list(tableOf(type))) {
@@ -39,20 +36,7 @@ export class GarbageCollector {
     }
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
-  }
-
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
-  }
-
-  stop(): void {
-    this.unsubscribe();
-    this.queue.stop();
-  }
-
-  private observe(event: StoreEvent): void {
+  protected observe(event: StoreEvent): void {
     if (event.namespace === '') return;
     const object = event.object;
     // Dependents of an object that went away, or that is being deleted in the foreground, need a look.
@@ -95,7 +79,7 @@ export class GarbageCollector {
     return this.registry.catalogue.find(group, resource)!;
   }
 
-  private reconcile(k: string): void {
+  protected reconcile(k: string): void {
     const [table, namespace, name] = k.split('|') as [string, string, string];
     const type = this.typeOfTable(table);
     const object = this.registry.find(type, namespace, name);
@@ -103,7 +87,8 @@ export class GarbageCollector {
     const finalizers = object.metadata.finalizers ?? [];
     if (object.metadata.deletionTimestamp !== undefined && finalizers.includes(FINALIZER_ORPHAN)) this.orphanDependents(type, object);
     else if (object.metadata.deletionTimestamp !== undefined && finalizers.includes(FINALIZER_FOREGROUND)) this.deleteDependents(type, object);
-    this.checkOwners(type, object);
+    const latest = this.registry.find(type, namespace, name);
+    if (latest !== undefined) this.checkOwners(type, latest);
   }
 
   /** Deletes a dependent whose owners are all gone; drops references to the gone ones otherwise. */

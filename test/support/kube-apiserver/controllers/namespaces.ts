@@ -6,47 +6,34 @@
 import { ROOT_CA_CONFIGMAP } from '../kinds/core.ts';
 import { tableOf, type Registry } from '../registry.ts';
 import type { KubeObject, ResourceType } from '../resources.ts';
-import { WorkQueue } from './work-queue.ts';
+import type { StoreEvent } from '../store.ts';
+import { Controller } from './controller.ts';
 
 const MANAGER = 'kube-controller-manager';
 
-export class NamespaceController {
+export class NamespaceController extends Controller {
   private readonly registry: Registry;
   private readonly caPem: string;
-  private readonly queue: WorkQueue;
-  private readonly unsubscribe: () => void;
   private readonly namespaces: ResourceType;
 
   constructor(registry: Registry, caPem: string) {
+    super('namespaces', registry.store);
     this.registry = registry;
     this.caPem = caPem;
     this.namespaces = registry.catalogue.resolve('namespaces');
-    this.queue = new WorkQueue('namespaces', (key) => this.reconcile(key));
-    this.unsubscribe = registry.store.subscribe((event) => {
-      if (event.table === '/namespaces') this.queue.add(event.name);
-      else if (event.namespace !== '') {
-        // A change inside a namespace matters while it terminates, and for the two objects kept in each one.
-        const ns = registry.store.get('/namespaces', '', event.namespace);
-        if (ns?.metadata.deletionTimestamp !== undefined || event.type === 'DELETED' || event.table === '/configmaps') this.queue.add(event.namespace);
-      }
-    });
     for (const ns of registry.store.list('/namespaces')) this.queue.add(ns.metadata.name!);
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  protected observe(event: StoreEvent): void {
+    if (event.table === '/namespaces') this.queue.add(event.name);
+    else if (event.namespace !== '') {
+      // A change inside a namespace matters while it terminates, and for the two objects kept in each one.
+      const ns = this.registry.store.get('/namespaces', '', event.namespace);
+      if (ns?.metadata.deletionTimestamp !== undefined || event.type === 'DELETED' || event.table === '/configmaps') this.queue.add(event.namespace);
+    }
   }
 
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
-  }
-
-  stop(): void {
-    this.unsubscribe();
-    this.queue.stop();
-  }
-
-  private reconcile(name: string): void {
+  protected reconcile(name: string): void {
     const namespace = this.registry.store.get('/namespaces', '', name);
     if (namespace === undefined) return;
     if (namespace.metadata.deletionTimestamp !== undefined) this.finalize(namespace);

@@ -23,9 +23,10 @@ import type { StatefulSetSpec } from '../kinds/apps.ts';
 import type { Registry } from '../registry.ts';
 import type { KubeObject, ResourceType } from '../resources.ts';
 import { selectorObjectMatches, type LabelSelectorObject } from '../selectors.ts';
+import type { StoreEvent } from '../store.ts';
 import type { EventRecorder } from './events.ts';
 import { controllerOf, isRunningAndReady, isTerminal, isTerminating } from './pod-conditions.ts';
-import { WorkQueue } from './work-queue.ts';
+import { Controller } from './controller.ts';
 
 const MANAGER = 'kube-controller-manager';
 export const REVISION_LABEL = 'controller-revision-hash';
@@ -55,50 +56,36 @@ interface SetStatus {
   collisionCount: number;
 }
 
-export class StatefulSetController {
+export class StatefulSetController extends Controller {
   private readonly registry: Registry;
   private readonly events: EventRecorder;
-  private readonly queue: WorkQueue;
-  private readonly unsubscribe: () => void;
   private readonly sets: ResourceType;
   private readonly pods: ResourceType;
 
   constructor(registry: Registry, events: EventRecorder) {
+    super('statefulsets', registry.store);
     this.registry = registry;
     this.events = events;
     this.sets = registry.catalogue.resolve('statefulsets');
     this.pods = registry.catalogue.resolve('pods');
-    this.queue = new WorkQueue('statefulsets', (key) => this.reconcile(key));
-    this.unsubscribe = registry.store.subscribe((event) => {
-      if (event.table === 'apps/statefulsets') this.queue.add(`${event.namespace}/${event.name}`);
-      else if (event.table === '/pods') {
-        const owner = controllerOf(event.object);
-        if (owner?.kind === 'StatefulSet') this.queue.add(`${event.namespace}/${owner.name}`);
-        else if (owner === undefined && event.type !== 'DELETED') {
-          // An orphan may be adopted by a set whose selector matches it.
-          for (const set of registry.store.list('apps/statefulsets', event.namespace)) {
-            if (selectorObjectMatches((set.spec as StatefulSetSpec).selector as LabelSelectorObject, event.object.metadata.labels)) this.queue.add(`${event.namespace}/${set.metadata.name}`);
-          }
-        }
-      }
-    });
     for (const set of registry.store.list('apps/statefulsets')) this.queue.add(`${set.metadata.namespace}/${set.metadata.name}`);
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  protected observe(event: StoreEvent): void {
+    if (event.table === 'apps/statefulsets') this.queue.add(`${event.namespace}/${event.name}`);
+    else if (event.table === '/pods') {
+      const owner = controllerOf(event.object);
+      if (owner?.kind === 'StatefulSet') this.queue.add(`${event.namespace}/${owner.name}`);
+      else if (owner === undefined && event.type !== 'DELETED') {
+        // An orphan may be adopted by a set whose selector matches it.
+        for (const set of this.registry.store.list('apps/statefulsets', event.namespace)) {
+          if (selectorObjectMatches((set.spec as StatefulSetSpec).selector as LabelSelectorObject, event.object.metadata.labels)) this.queue.add(`${event.namespace}/${set.metadata.name}`);
+        }
+      }
+    }
   }
 
-  get errors(): readonly { key: string; error: unknown }[] {
-    return this.queue.errors;
-  }
-
-  stop(): void {
-    this.unsubscribe();
-    this.queue.stop();
-  }
-
-  private reconcile(key: string): void {
+  protected reconcile(key: string): void {
     const [namespace, name] = key.split('/') as [string, string];
     const set = this.registry.find(this.sets, namespace, name);
     if (set === undefined || isTerminating(set)) return;
