@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
 import { openKubernetesPlatform, type KubernetesPlatformOptions, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
-import { startKubeApiServer, type KubeApiServer, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
+import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
 import { activeSet } from './fixtures.ts';
 
 /**
@@ -40,8 +40,17 @@ export interface StandIn {
   close(): Promise<void>;
 }
 
-export async function standIn(): Promise<StandIn> {
-  const api = await startKubeApiServer({ namespaces: [NS], users: [{ name: RELAYCTL }, { name: 'stranger' }] });
+/**
+ * Without options no kubelet runs: the test plays it (runPods) so that pod states are exactly what it wrote.
+ * Pass `kubelet` to run pods as real processes.
+ */
+export async function standIn(options: Pick<KubeApiServerOptions, 'kubelet' | 'kubeProxy'> = {}): Promise<StandIn> {
+  const api = await startKubeApiServer({
+    namespaces: [NS],
+    users: [{ name: RELAYCTL }, { name: 'stranger' }],
+    kubelet: options.kubelet ?? false,
+    kubeProxy: options.kubeProxy ?? false,
+  });
   api.apply([
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'relayctl', namespace: NS } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'relay', namespace: NS } },
@@ -116,7 +125,7 @@ export function deployActiveSet(api: KubeApiServer, image = 'registry.example/re
 }
 
 /**
- * Runs pods of `set` as a kubelet would (there is no kubelet in the stand-in yet): waits for the StatefulSet
+ * Runs pods of `set` as a kubelet would (for a stand-in started without one): waits for the StatefulSet
  * controller to create each one, in order, then writes a Running status with a loopback pod IP and the Ready
  * condition. Extra labels are patched on as an admin.
  */
