@@ -10,8 +10,9 @@ import { NS, standIn, type StandIn } from './standin.ts';
  * A fleet `relay` on the API stand-in with real relays: the stand-in's kubelet runs each pod's relay container as
  * relayd (images relay:1 and relay:2 are this checkout), bound to the pod's own loopback address; the Secrets and
  * the headless peers Service are those of docs/design/contracts.md, and the first set relay-a is what the manifests
- * deploy. No readiness probe: relayd's plain-HTTP health port is not in this build yet, so pods are Ready as soon as
- * their container runs (the awaiting-restore state shows in relay.status, not in the Ready condition).
+ * deploy. Readiness: with `healthPort`, the kubelet probes relayd's plain-HTTP /readyz (RELAY_HEALTH_PORT), so
+ * the Ready condition follows the relay's state; without it (a relayd without a health port) there is no probe
+ * and pods are Ready as soon as their container runs (the relay's state then shows in relay.status only).
  */
 
 const RELAYD = fileURLToPath(new URL('../../../bin/relayd.js', import.meta.url));
@@ -29,7 +30,7 @@ export interface Fleet {
 
 const base64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');
 
-export async function deployFleet(options: { replicas: number }): Promise<Fleet> {
+export async function deployFleet(options: { replicas: number; healthPort?: boolean }): Promise<Fleet> {
   const images = Object.fromEntries(IMAGES.map((image) => [image, { entrypoint: [process.execPath, RELAYD] }]));
   const standin = await standIn({ kubelet: { images } });
   const echo = new UpstreamEcho();
@@ -69,7 +70,7 @@ export async function deployFleet(options: { replicas: number }): Promise<Fleet>
           ],
         },
       },
-      activeSet(options.replicas, `${upstream.host}:${upstream.port}`),
+      activeSet(options.replicas, `${upstream.host}:${upstream.port}`, options.healthPort ?? false),
     ] as KubeObject[]);
     return {
       standin,
@@ -88,7 +89,7 @@ export async function deployFleet(options: { replicas: number }): Promise<Fleet>
   }
 }
 
-function activeSet(replicas: number, upstream: string): V1StatefulSet {
+function activeSet(replicas: number, upstream: string, healthPort: boolean): V1StatefulSet {
   const podIp = { valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
   const labels = { 'relayctl.dev/fleet': 'relay', 'relayctl.dev/set': 'relay-a' };
   return {
@@ -120,12 +121,15 @@ function activeSet(replicas: number, upstream: string): V1StatefulSet {
                 { name: 'RELAY_TLS_CA', value: '/etc/relay/tls/ca.crt' },
                 { name: 'RELAY_PEER_SERVERNAME', value: `relay-peers.${NS}.svc` },
                 { name: 'RELAY_UPSTREAM', value: upstream },
+                ...(healthPort ? [{ name: 'RELAY_POD_IP', ...podIp }, { name: 'RELAY_HEALTH_PORT', value: '8080' }] : []),
               ],
               ports: [
                 { name: 'dtls', containerPort: 5684, protocol: 'UDP' },
                 { name: 'tunnel', containerPort: 5685, protocol: 'UDP' },
                 { name: 'mgmt', containerPort: 8443, protocol: 'TCP' },
+                ...(healthPort ? [{ name: 'health', containerPort: 8080, protocol: 'TCP' }] : []),
               ],
+              ...(healthPort ? { readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 1 } } : {}),
               volumeMounts: [
                 { name: 'dtls', mountPath: '/etc/relay/dtls', readOnly: true },
                 { name: 'tls', mountPath: '/etc/relay/tls', readOnly: true },

@@ -1,0 +1,72 @@
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import { expect } from 'vitest';
+import type { DtlsClient } from '../../../client/index.ts';
+import { ManualClock } from '../../../orchestrator/clock.ts';
+import type { Platform } from '../../../orchestrator/platform/platform.ts';
+import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
+import { deployFleet } from './fleet.ts';
+import { NS } from './standin.ts';
+
+/**
+ * The Kubernetes platform as the shared Platform contract wants it (test/platform's PlatformUnderTest): fleet
+ * `relay`, set relay-a of 2 relays on image relay:1, on the API stand-in with real relays, reached through
+ * port-forwards. The lease's time is a ManualClock (`elapse` moves it); everything else runs in real time.
+ *
+ * Needs relayd's health port (the Ready condition must follow the relays' readiness).
+ */
+export async function kubernetesUnderTest() {
+  const fleet = await deployFleet({ replicas: 2, healthPort: true });
+  const clock = new ManualClock({ startMs: Date.now() });
+  const opened: Array<{ close(): Promise<void> }> = [];
+  let clients: DtlsClient[] = [];
+  const open = async (): Promise<{ platform: Platform & { waitForChange(timeoutMs: number): Promise<boolean> }; close(): Promise<void> }> => {
+    const platform = await fleet.standin.open({ mgmtAccess: 'port-forward', clock });
+    opened.push(platform);
+    return platform;
+  };
+  const main = await open();
+  return {
+    platform: main.platform as Platform,
+    openAnother: open,
+    async eventually<T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> {
+      const deadline = Date.now() + 30_000;
+      let last: unknown = null;
+      for (;;) {
+        try {
+          const value = await check();
+          if (value !== null && value !== false && value !== undefined) return value;
+        } catch (error) {
+          last = error;
+        }
+        if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
+        // Wakes on the next change the platform's watches see, or polls again (a relay's own state is not watched).
+        await main.platform.waitForChange(200);
+      }
+    },
+    elapse: (ms: number) => clock.advance(ms),
+    async holdSessions() {
+      const a0 = (await main.platform.listPods('relay-a')).find((pod) => pod.name === 'relay-a-0');
+      if (a0?.mgmtUrl == null) throw new Error('relay-a-0 has no address');
+      clients = await connectDevices({ host: new URL(a0.mgmtUrl).hostname, port: 5684, serverPublicKey: fleet.serverPublicKey, count: 4, concurrency: 2 });
+      await Promise.all(clients.map((client, i) => request(client, Buffer.from(`hello ${i}`))));
+    },
+    beyond: {
+      /** The StatefulSet the API server holds: its own selector label, Parallel, the relays told to await restore. */
+      async created() {
+        const set = fleet.standin.api.store.get('statefulsets', NS, 'relay-b') as unknown as V1StatefulSet;
+        expect(set.spec!.selector.matchLabels).toMatchObject({ 'relayctl.dev/set': 'relay-b', 'relayctl.dev/fleet': 'relay' });
+        expect(set.spec!.podManagementPolicy).toBe('Parallel');
+        expect(set.spec!.template.spec!.containers[0]!.env).toContainEqual({ name: 'RELAY_AWAIT_RESTORE', value: 'true' });
+      },
+      /** Gone from the API server too, not just from the platform's reads. */
+      async deleted() {
+        expect(fleet.standin.api.store.list('pods', NS, 'relayctl.dev/set in (relay-b, relay-x)')).toEqual([]);
+      },
+    },
+    async close() {
+      await closeAll(clients);
+      await Promise.all(opened.map((platform) => platform.close()));
+      await fleet.close();
+    },
+  };
+}
