@@ -56,7 +56,7 @@ export interface OpenedKubernetesPlatform {
   target: KubernetesTarget;
   /** The writes a dry run recorded, in order (empty without a dry run). */
   writes: readonly WriteRecord[];
-  /** Stops the watches, aborts calls in flight and closes the connections to relays. */
+  /** Stops the watches, aborts calls in flight and closes the connections to relays. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -92,6 +92,7 @@ export async function openKubernetesPlatform(options: KubernetesPlatformOptions)
     log: options.log ?? (() => undefined),
     ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
   });
+  let closing: Promise<void> | null = null;
   return {
     platform,
     target: {
@@ -105,10 +106,13 @@ export async function openKubernetesPlatform(options: KubernetesPlatformOptions)
       dryRun: writes.mode,
     },
     writes: writes.records,
-    async close() {
-      platform.stop();
-      api.close();
-      await access.close();
+    close() {
+      closing ??= (async () => {
+        platform.stop();
+        api.close();
+        await access.close();
+      })();
+      return closing;
     },
   };
 }

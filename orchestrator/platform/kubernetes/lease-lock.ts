@@ -166,7 +166,8 @@ export class LeaseLocks implements LockApi {
 class HeldLease implements LockLease {
   readonly name: string;
   readonly owner: string;
-  expiresAt: number;
+  /** The expiry when acquired (renew returns each new one), as the local platform's handle. */
+  readonly expiresAt: number;
   readonly #api: KubeApi;
   readonly #now: () => number;
   readonly #mine: Acquisition;
@@ -194,8 +195,7 @@ class HeldLease implements LockLease {
       if (decision.action === 'lost') throw lockLostError(this.name, this.owner, decision.why);
       try {
         this.#last = await this.#api.replaceLease(this.#body(this.owner, now, state!));
-        this.expiresAt = expiryOf(leaseStateOf(this.#last));
-        return this.expiresAt;
+        return expiryOf(leaseStateOf(this.#last));
       } catch (error) {
         if (!isOrchestratorError(error) || error.code !== ErrorCode.Conflict) throw error;
         if (attempt === 2) throw lockLostError(this.name, this.owner, 'the Lease keeps changing under us');
@@ -226,8 +226,7 @@ class HeldLease implements LockLease {
 
   /** Dry runs created nothing to renew: the lease would simply last another ttl. */
   #dryRunRenew(): number {
-    this.expiresAt = this.#now() + Math.max(1, Math.ceil(this.#ttlMs / 1000)) * 1000;
-    return this.expiresAt;
+    return this.#now() + Math.max(1, Math.ceil(this.#ttlMs / 1000)) * 1000;
   }
 
   async #read(): Promise<LeaseState | null> {

@@ -8,7 +8,7 @@ import { NS, standIn, type StandIn } from './standin.ts';
 
 /**
  * A fleet `relay` on the API stand-in with real relays: the stand-in's kubelet runs each pod's relay container as
- * relayd (images relay:1 and relay:2 are this checkout), bound to the pod's own loopback address; the Secrets and
+ * relayd (every image `relay:<tag>` is this checkout), bound to the pod's own loopback address; the Secrets and
  * the headless peers Service are those of docs/design/contracts.md, and the first set relay-a is what the manifests
  * deploy. Readiness: with `healthPort`, the kubelet probes relayd's plain-HTTP /readyz (RELAY_HEALTH_PORT), so
  * the Ready condition follows the relay's state; without it (a relayd without a health port) there is no probe
@@ -16,7 +16,6 @@ import { NS, standIn, type StandIn } from './standin.ts';
  */
 
 const RELAYD = fileURLToPath(new URL('../../../bin/relayd.js', import.meta.url));
-export const IMAGES = ['relay:1', 'relay:2'] as const;
 
 export interface Fleet {
   standin: StandIn;
@@ -31,8 +30,7 @@ export interface Fleet {
 const base64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');
 
 export async function deployFleet(options: { replicas: number; healthPort?: boolean }): Promise<Fleet> {
-  const images = Object.fromEntries(IMAGES.map((image) => [image, { entrypoint: [process.execPath, RELAYD] }]));
-  const standin = await standIn({ kubelet: { images } });
+  const standin = await standIn({ kubelet: { images: (image) => (image.startsWith('relay:') ? { entrypoint: [process.execPath, RELAYD] } : undefined) } });
   const echo = new UpstreamEcho();
   try {
     const upstream = await echo.listen();

@@ -25,24 +25,17 @@ export async function kubernetesUnderTest() {
     return platform;
   };
   const main = await open();
+  // The contract starts from a serving fleet.
+  await waitFor(main.platform, 'relay-a serving', async () => {
+    const pods = await main.platform.listPods('relay-a');
+    if (pods.length !== 2 || !pods.every((pod) => pod.ready)) return null;
+    const states = await Promise.all(pods.map((pod) => main.platform.relay.status(pod).then((status) => status.state)));
+    return states.every((state) => state === 'serving');
+  });
   return {
     platform: main.platform as Platform,
     openAnother: open,
-    async eventually<T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> {
-      const deadline = Date.now() + 30_000;
-      let last: unknown = null;
-      for (;;) {
-        try {
-          const value = await check();
-          if (value !== null && value !== false && value !== undefined) return value;
-        } catch (error) {
-          last = error;
-        }
-        if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-        // Wakes on the next change the platform's watches see, or polls again (a relay's own state is not watched).
-        await main.platform.waitForChange(200);
-      }
-    },
+    eventually: <T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> => waitFor(main.platform, what, check),
     elapse: (ms: number) => clock.advance(ms),
     async holdSessions() {
       const a0 = (await main.platform.listPods('relay-a')).find((pod) => pod.name === 'relay-a-0');
@@ -69,4 +62,20 @@ export async function kubernetesUnderTest() {
       await fleet.close();
     },
   };
+}
+
+async function waitFor<T>(platform: { waitForChange(timeoutMs: number): Promise<boolean> }, what: string, check: () => Promise<T | null | false | undefined>): Promise<T> {
+  const deadline = Date.now() + 25_000;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== null && value !== false && value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
+    // Wakes on the next change the platform's watches see, or polls again (a relay's own state is not watched).
+    await platform.waitForChange(200);
+  }
 }
