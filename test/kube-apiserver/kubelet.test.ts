@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type V1EnvVar, type V1Pod, type V1Probe } from '@kubernetes/client-node';
+import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ManualClock, startKubeApiServer, type KubeApiServer, type KubeObject, type StoreEvent } from '../support/kube-apiserver/index.ts';
 import { kubeConfigFor } from './helpers.ts';
@@ -45,7 +46,7 @@ describe('the kubelet stand-in, on a scaled clock', () => {
     await api.close();
   });
 
-  test('runs a pod on a loopback address of its own, with the downward API, a Secret as env and as a volume, ready by httpGet', async () => {
+  test('runs a pod on a loopback address of its own, with the downward API, a Secret as env and as a volume, the service-account token, ready by httpGet', async () => {
     await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'app-tls' }, stringData: { 'tls.crt': 'CERTIFICATE', token: 's3cret' } } });
     await core.createNamespacedPod({
       namespace: NS,
@@ -58,7 +59,7 @@ describe('the kubelet stand-in, on a scaled clock', () => {
               image: 'pod-app:1',
               ports: [{ name: 'http', containerPort: 8080 }],
               env: [
-                ...podEnv({ HTTP_PORT: '8080', CERT_FILE: '/etc/app/tls/tls.crt' }),
+                ...podEnv({ HTTP_PORT: '8080', CERT_FILE: '/etc/app/tls/tls.crt', SA: '/var/run/secrets/kubernetes.io/serviceaccount' }),
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'APP_LABEL', valueFrom: { fieldRef: { fieldPath: "metadata.labels['app']" } } },
@@ -86,39 +87,20 @@ describe('the kubelet stand-in, on a scaled clock', () => {
     expect(env.CERT_FILE).not.toBe('/etc/app/tls/tls.crt');
     expect(await get(`http://${ip}:8080/file?path=${encodeURIComponent(env.CERT_FILE!)}`)).toBe('CERTIFICATE');
 
+    // The service-account volume the admission plugin added: namespace, CA, and a token this server accepts.
+    const file = (name: string) => get(`http://${ip}:8080/file?path=${encodeURIComponent(`${env.SA}/${name}`)}`);
+    expect(await file('namespace')).toBe(NS);
+    expect(await file('ca.crt')).toBe(api.ca);
+    const asPod = await fetch(`${api.url}/api/v1/namespaces/${NS}/pods/app`, { headers: { authorization: `Bearer ${await file('token')}` }, dispatcher: new Agent({ connect: { ca: api.ca } }) });
+    // Authenticated as system:serviceaccount:relays:default, to which no Role grants anything.
+    expect(asPod.status).toBe(403);
+    expect(api.requests.all().at(-1)!.user).toBe(`system:serviceaccount:${NS}:default`);
+
     await get(`http://${ip}:8080/fail`);
     await api.store.waitFor('pods', NS, 'app', (p) => condition(p, 'Ready') === 'False');
     const events = api.store.list('events', NS).filter((e) => (e.involvedObject as { name: string }).name === 'app').map((e) => e.reason);
     expect(events).toEqual(expect.arrayContaining(['Scheduled', 'Pulled', 'Created', 'Started', 'Unhealthy']));
     expect(await core.readNamespacedPodLog({ name: 'app', namespace: NS })).toContain('pod-app app on');
-  });
-
-  test('mounts the service-account token, CA and namespace: the token works against the API', async () => {
-    await core.createNamespacedPod({
-      namespace: NS,
-      body: {
-        metadata: { name: 'sa' },
-        spec: { containers: [{ name: 'app', image: 'pod-app:1', env: podEnv({ HTTP_PORT: '8080', SA: '/var/run/secrets/kubernetes.io/serviceaccount' }), readinessProbe: READY }] },
-      },
-    });
-    const pod = (await api.store.waitFor('pods', NS, 'sa', (p) => condition(p, 'Ready') === 'True')) as Pod;
-    const base = `http://${pod.status!.podIP}:8080`;
-    const dir = (JSON.parse(await get(`${base}/env`)) as Record<string, string>).SA!;
-    expect(await get(`${base}/file?path=${encodeURIComponent(`${dir}/namespace`)}`)).toBe(NS);
-    expect(await get(`${base}/file?path=${encodeURIComponent(`${dir}/ca.crt`)}`)).toBe(api.ca);
-    const token = await get(`${base}/file?path=${encodeURIComponent(`${dir}/token`)}`);
-    const response = await new Promise<number>((resolve, reject) => {
-      import('node:https').then(({ default: https }) => {
-        https
-          .get(`${api.url}/api/v1/namespaces/${NS}/pods/sa`, { ca: api.ca, headers: { authorization: `Bearer ${token}` } }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          })
-          .on('error', reject);
-      }, reject);
-    });
-    // Authenticated as system:serviceaccount:relays:default, which no Role grants anything.
-    expect(response).toBe(403);
   });
 
   test('a failing liveness probe kills the container, which restarts (behind a startup probe)', async () => {

@@ -10,7 +10,8 @@ import { ErrorCode, conflictError, isOrchestratorError, notFoundError } from '..
 import type { CreateSetSpec, LockApi, Platform, PodInfo, RelayApi, SetInfo } from '../platform.ts';
 import type { KubeApi, WatchedResource } from './kube-api.ts';
 import { KubeErrorCode, KubernetesPlatformError } from './kube-errors.ts';
-import { FLEET_LABEL, SET_LABEL, invalidPatch, isDnsLabel, metadataMergePatch, selectorOf } from './labels.ts';
+import { FLEET_LABELS } from '../../../api/fleet.ts';
+import { invalidPatch, isDnsLabel, metadataMergePatch, selectorOf } from './labels.ts';
 import { toPodInfo } from './pods.ts';
 import { newSetObject, toSetInfo } from './sets.ts';
 import { WatchCache, type CachedObject } from './watch-cache.ts';
@@ -46,7 +47,7 @@ export class KubernetesPlatform implements Platform {
     this.lock = parts.lock;
     this.relay = parts.relay;
     const timeoutSeconds = parts.watchTimeoutSeconds ?? 25;
-    const fleetSelector = selectorOf({ [FLEET_LABEL]: parts.fleet });
+    const fleetSelector = selectorOf({ [FLEET_LABELS.fleet]: parts.fleet });
     const cache = <T extends CachedObject>(resource: WatchedResource, list: () => Promise<{ items: T[]; resourceVersion: string }>, labelSelector?: string): WatchCache<T> =>
       new WatchCache<T>(
         {
@@ -129,10 +130,10 @@ export class KubernetesPlatform implements Platform {
     if (this.#pods.fresh) {
       return this.#pods
         .list()
-        .filter((pod) => pod.metadata?.labels?.[SET_LABEL] === set)
+        .filter((pod) => pod.metadata?.labels?.[FLEET_LABELS.set] === set)
         .map(toPodInfo);
     }
-    const { items } = await this.#api.listPods(selectorOf({ [FLEET_LABEL]: this.#fleet, [SET_LABEL]: set }));
+    const { items } = await this.#api.listPods(selectorOf({ [FLEET_LABELS.fleet]: this.#fleet, [FLEET_LABELS.set]: set }));
     const read = new Map(items.map((pod) => [pod.metadata?.name ?? '', pod]));
     this.#pods.reconcile(this.#pods.expectedNames, read);
     return items.map(toPodInfo);

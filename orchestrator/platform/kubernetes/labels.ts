@@ -1,37 +1,21 @@
 /**
- * The names relayctl owns on Kubernetes objects (docs/design/contracts.md) and the patch bodies that change them.
- * Pure: no client, no I/O.
+ * The names only the Kubernetes platform uses, beside the fleet's shared ones (api/fleet.ts), and the patch bodies
+ * that change labels and annotations. Pure: no client, no I/O.
  */
+import { fleetNames, type RelayPortName } from '../../../api/fleet.ts';
 
-/** On both sets and all their pods: the shared label the peers and device Services select. */
-export const FLEET_LABEL = 'relayctl.dev/fleet';
-/** On a set's pods and in its selector: each StatefulSet selects only its own pods. */
-export const SET_LABEL = 'relayctl.dev/set';
 /** On a set the orchestrator created: the image of the set it replaced (rollback after a completed update). */
 export const PREVIOUS_IMAGE_ANNOTATION = 'relayctl.dev/previous-image';
 /** Set by the StatefulSet controller on every pod it makes. */
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
-
-/** The container that runs relayd, and its management port (contracts: ports). */
-export const RELAY_CONTAINER = 'relay';
-export const MGMT_PORT_NAME = 'mgmt';
-export const DEFAULT_MGMT_PORT = 8443;
 /** relayd's --await-restore. */
 export const AWAIT_RESTORE_ENV = 'RELAY_AWAIT_RESTORE';
-
-/** The update lock's Lease. */
-export function leaseName(fleet: string): string {
-  return `relayctl-${fleet}`;
-}
-
-/** The Secret holding relayctl's operator certificate for the relays' management API. */
-export function operatorSecretName(fleet: string): string {
-  return `${fleet}-relayctl-tls`;
-}
+/** The relay container's port relayctl reaches (its name and default number in api/fleet.ts). */
+export const MGMT_PORT: RelayPortName = 'mgmt';
 
 /** What relays' certificates are checked against when reached by IP or through a port-forward. */
 export function peersServername(fleet: string, namespace: string): string {
-  return `${fleet}-peers.${namespace}.svc`;
+  return `${fleetNames(fleet).peersService}.${namespace}.svc`;
 }
 
 /** A label selector of equality terms, in the API's syntax. */

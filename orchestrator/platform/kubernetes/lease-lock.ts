@@ -12,7 +12,7 @@ import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import { ErrorCode, LockHeldError, isOrchestratorError, lockLostError } from '../../errors.ts';
 import type { LockApi, LockInfo, LockLease } from '../platform.ts';
 import type { KubeApi } from './kube-api.ts';
-import { leaseName } from './labels.ts';
+import { fleetNames } from '../../../api/fleet.ts';
 
 /** What a Lease says, in milliseconds. */
 export interface LeaseState {
@@ -123,7 +123,7 @@ export class LeaseLocks implements LockApi {
     if (typeof name !== 'string' || name === '') throw new TypeError(`lock name must be a non-empty string, got ${JSON.stringify(name)}`);
     if (typeof owner !== 'string' || owner === '') throw new TypeError(`lock owner must be a non-empty string, got ${JSON.stringify(owner)}`);
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`lock ttlMs must be a positive number of milliseconds, got ${ttlMs}`);
-    const lease = leaseName(name);
+    const lease = leaseOf(name);
     const current = await this.#api.getLease(lease);
     const now = this.#now();
     const decision = decideAcquire(current === null ? null : leaseStateOf(current), now);
@@ -154,7 +154,7 @@ export class LeaseLocks implements LockApi {
   }
 
   async inspect(name: string): Promise<LockInfo | null> {
-    const lease = await this.#api.getLease(leaseName(name));
+    const lease = await this.#api.getLease(leaseOf(name));
     if (lease === null) return null;
     const state = leaseStateOf(lease);
     const expiresAt = expiryOf(state);
@@ -209,7 +209,7 @@ class HeldLease implements LockLease {
     if (this.#api.dryRun === 'client') await this.#api.replaceLease(this.#body(null, this.#now(), leaseStateOf(this.#last)));
     if (this.#api.dryRun !== 'none') return;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const current = await this.#api.getLease(leaseName(this.name));
+      const current = await this.#api.getLease(leaseOf(this.name));
       if (current === null) return;
       const state = leaseStateOf(current);
       // Somebody who took over an expired lease keeps theirs.
@@ -230,14 +230,14 @@ class HeldLease implements LockLease {
   }
 
   async #read(): Promise<LeaseState | null> {
-    const lease = await this.#api.getLease(leaseName(this.name));
+    const lease = await this.#api.getLease(leaseOf(this.name));
     if (lease !== null) this.#last = lease;
     return lease === null ? null : leaseStateOf(lease);
   }
 
   #body(owner: string | null, now: number, state: LeaseState): V1Lease {
     return leaseObject({
-      name: leaseName(this.name),
+      name: leaseOf(this.name),
       namespace: this.#api.namespace,
       owner,
       ttlMs: this.#ttlMs,
@@ -247,4 +247,8 @@ class HeldLease implements LockLease {
       resourceVersion: state.resourceVersion,
     });
   }
+}
+
+function leaseOf(name: string): string {
+  return fleetNames(name).lease;
 }

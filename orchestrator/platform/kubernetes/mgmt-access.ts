@@ -13,7 +13,8 @@ import { ManagementClient } from '../../../api/management-client.ts';
 import type { PodInfo } from '../platform.ts';
 import type { KubeApi } from './kube-api.ts';
 import { KubeErrorCode, KubernetesPlatformError } from './kube-errors.ts';
-import { operatorSecretName, peersServername } from './labels.ts';
+import { fleetNames } from '../../../api/fleet.ts';
+import { peersServername } from './labels.ts';
 import { portForwardTunnel, type PortForwardOptions } from './port-forward.ts';
 
 export type MgmtAccessMode = 'auto' | 'direct' | 'port-forward';
@@ -109,7 +110,7 @@ export class MgmtAccess {
 
   async #fromSecret(): Promise<MgmtTlsMaterial> {
     const { api, fleet } = this.#options;
-    const name = operatorSecretName(fleet);
+    const name = fleetNames(fleet).secrets.relayctlTls;
     const secret = await api.getSecret(name);
     if (secret === null) {
       throw new KubernetesPlatformError(

@@ -4,7 +4,8 @@
 import { isIPv6 } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { PodInfo, PodPhase } from '../platform.ts';
-import { DEFAULT_MGMT_PORT, MGMT_PORT_NAME, POD_NAME_LABEL, SET_LABEL } from './labels.ts';
+import { FLEET_LABELS, RELAY_PORTS } from '../../../api/fleet.ts';
+import { MGMT_PORT, POD_NAME_LABEL } from './labels.ts';
 import { relayContainer } from './sets.ts';
 
 const PHASES: readonly PodPhase[] = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'];
@@ -22,7 +23,7 @@ export function toPodInfo(pod: V1Pod): PodInfo {
   const ip = pod.status?.podIP;
   return {
     name,
-    set: labels[SET_LABEL] ?? ownerSet(pod) ?? '',
+    set: labels[FLEET_LABELS.set] ?? ownerSet(pod) ?? '',
     ordinal: ordinalOf(labels[POD_NAME_LABEL] ?? name),
     phase,
     ready: !terminating && readyCondition?.status === 'True',
@@ -38,10 +39,10 @@ export function ordinalOf(podName: string): number {
   return match === null ? -1 : Number(match[1]);
 }
 
-/** The relay container's port named `mgmt`, else the contract's default. */
+/** The relay container's port named `mgmt`, else the fleet's default. */
 export function mgmtPortOf(pod: V1Pod): number {
-  const port = (relayContainer(pod.spec)?.ports ?? []).find((candidate) => candidate.name === MGMT_PORT_NAME);
-  return port?.containerPort ?? DEFAULT_MGMT_PORT;
+  const port = (relayContainer(pod.spec)?.ports ?? []).find((candidate) => candidate.name === MGMT_PORT);
+  return port?.containerPort ?? RELAY_PORTS[MGMT_PORT].port;
 }
 
 function ownerSet(pod: V1Pod): string | undefined {

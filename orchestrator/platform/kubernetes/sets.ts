@@ -5,7 +5,8 @@
 import type { V1Container, V1PodSpec, V1StatefulSet } from '@kubernetes/client-node';
 import { RESTORE_LABEL, type CreateSetSpec, type SetInfo } from '../platform.ts';
 import { KubeErrorCode, KubernetesPlatformError } from './kube-errors.ts';
-import { AWAIT_RESTORE_ENV, FLEET_LABEL, MGMT_PORT_NAME, PREVIOUS_IMAGE_ANNOTATION, RELAY_CONTAINER, SET_LABEL } from './labels.ts';
+import { FLEET_LABELS, RELAY_CONTAINER } from '../../../api/fleet.ts';
+import { AWAIT_RESTORE_ENV, MGMT_PORT, PREVIOUS_IMAGE_ANNOTATION } from './labels.ts';
 
 /**
  * The container running relayd: the one named `relay`, else the one exposing the `mgmt` port, else the only one.
@@ -15,7 +16,7 @@ export function relayContainer(spec: Pick<V1PodSpec, 'containers'> | undefined):
   const containers = spec?.containers ?? [];
   return (
     containers.find((container) => container.name === RELAY_CONTAINER) ??
-    containers.find((container) => (container.ports ?? []).some((port) => port.name === MGMT_PORT_NAME)) ??
+    containers.find((container) => (container.ports ?? []).some((port) => port.name === MGMT_PORT)) ??
     (containers.length === 1 ? (containers[0] ?? null) : null)
   );
 }
@@ -55,14 +56,14 @@ export function newSetObject(active: V1StatefulSet, spec: CreateSetSpec, fleet: 
   const template = active.spec?.template;
   if (active.spec === undefined || template === undefined) throw templateError(`StatefulSet ${activeName} has no spec.template to copy`);
   const matchLabels = active.spec.selector.matchLabels ?? {};
-  if (matchLabels[SET_LABEL] !== activeName) {
+  if (matchLabels[FLEET_LABELS.set] !== activeName) {
     throw templateError(
-      `the selector of StatefulSet ${activeName} must include ${SET_LABEL}: ${activeName} (it selects ${JSON.stringify(active.spec.selector)}); ` +
+      `the selector of StatefulSet ${activeName} must include ${FLEET_LABELS.set}: ${activeName} (it selects ${JSON.stringify(active.spec.selector)}); ` +
         'otherwise its controller would adopt the new set\'s pods. Add the label to its selector and pod template (manifests/ does)',
     );
   }
-  if ((active.spec.selector.matchExpressions ?? []).some((expression) => expression.key === SET_LABEL)) {
-    throw templateError(`the selector of StatefulSet ${activeName} has a matchExpression on ${SET_LABEL}; use matchLabels ${SET_LABEL}: ${activeName}`);
+  if ((active.spec.selector.matchExpressions ?? []).some((expression) => expression.key === FLEET_LABELS.set)) {
+    throw templateError(`the selector of StatefulSet ${activeName} has a matchExpression on ${FLEET_LABELS.set}; use matchLabels ${FLEET_LABELS.set}: ${activeName}`);
   }
 
   const podSpec: V1PodSpec = structuredClone(template.spec ?? { containers: [] });
@@ -74,7 +75,7 @@ export function newSetObject(active: V1StatefulSet, spec: CreateSetSpec, fleet: 
   relay.image = spec.image;
   relay.env = [...(relay.env ?? []).filter((variable) => variable.name !== AWAIT_RESTORE_ENV), { name: AWAIT_RESTORE_ENV, value: 'true' }];
 
-  const podLabels: Record<string, string> = { ...template.metadata?.labels, [FLEET_LABEL]: fleet, [SET_LABEL]: spec.name };
+  const podLabels: Record<string, string> = { ...template.metadata?.labels, [FLEET_LABELS.fleet]: fleet, [FLEET_LABELS.set]: spec.name };
   // A template carrying the restore label would make every new pod refuse to restore (the label rule).
   delete podLabels[RESTORE_LABEL];
   const podAnnotations = template.metadata?.annotations;
@@ -85,7 +86,7 @@ export function newSetObject(active: V1StatefulSet, spec: CreateSetSpec, fleet: 
     metadata: {
       name: spec.name,
       namespace,
-      labels: { ...active.metadata?.labels, [FLEET_LABEL]: fleet, [SET_LABEL]: spec.name },
+      labels: { ...active.metadata?.labels, [FLEET_LABELS.fleet]: fleet, [FLEET_LABELS.set]: spec.name },
       annotations: { ...spec.annotations, [PREVIOUS_IMAGE_ANNOTATION]: relayContainer(template.spec)?.image ?? '' },
     },
     spec: {
@@ -106,7 +107,7 @@ export function newSetObject(active: V1StatefulSet, spec: CreateSetSpec, fleet: 
       serviceName: active.spec.serviceName,
       podManagementPolicy: 'Parallel',
       selector: {
-        matchLabels: { ...matchLabels, [SET_LABEL]: spec.name },
+        matchLabels: { ...matchLabels, [FLEET_LABELS.set]: spec.name },
         ...(active.spec.selector.matchExpressions === undefined ? {} : { matchExpressions: structuredClone(active.spec.selector.matchExpressions) }),
       },
       template: {

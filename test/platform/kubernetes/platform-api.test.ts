@@ -152,7 +152,7 @@ describe('sets, pods and patches', () => {
     });
   });
 
-  test('every call so far is covered by the Role the contracts list', () => {
+  test('every call so far is covered by the Role manifests/base ships', () => {
     const granted = new Set(RELAYCTL_RULES.flatMap((rule) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${rule.apiGroups[0]}|${resource}|${verb}`))));
     const needed = standin.api.requests.requiredRules(RELAYCTL).map((rule) => `${rule.apiGroup}|${rule.resource}|${rule.verb}`);
     expect(needed.filter((rule) => !granted.has(rule))).toEqual([]);

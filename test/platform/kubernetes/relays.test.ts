@@ -16,7 +16,7 @@ let fleet: Fleet;
 let clients: DtlsClient[] = [];
 
 beforeAll(async () => {
-  fleet = await deployFleet({ replicas: 2 });
+  fleet = await deployFleet({ replicas: 2, healthPort: true });
 }, 60_000);
 
 afterAll(async () => {
@@ -59,6 +59,7 @@ describe('reaching the relays', () => {
       ['relay-a-0', 'relay-a-0', 'serving', true],
       ['relay-a-1', 'relay-a-1', 'serving', true],
     ]);
+    await eventually(opened, 'relay-a Ready', async () => (await opened.platform.listPods('relay-a')).every((pod) => pod.ready));
     const calls = fleet.standin.calls(mark, notCache);
     expect(calls.filter((call) => call.includes('secrets'))).toEqual(['get secrets relay-relayctl-tls']);
     expect(calls).toContain('get pods/portforward relay-a-0');
@@ -84,13 +85,18 @@ describe('reaching the relays', () => {
     await opened.platform.createSet({ name: 'relay-b', replicas: 2, image: 'relay:2', template, annotations: { 'relayctl.dev/update-id': 'u-1' } });
     const [b0] = await relaysOf(opened, 'relay-b', 2);
     expect(b0!.status.state).toBe('awaiting-restore');
-    expect(b0!.pod.image).toBe('relay:2');
+    expect(b0!.pod).toMatchObject({ image: 'relay:2', ready: false });
 
     await opened.platform.patchPodLabels('relay-a-0', { [RESTORE_LABEL]: RESTORE_LABEL_VALUE });
     const outcome = await opened.platform.relay.restore(b0!.pod, a0!.pod);
     expect(outcome).toMatchObject({ sessions: 4, skipped: 0 });
     expect(await opened.platform.relay.status(b0!.pod)).toMatchObject({ state: 'serving', sessions: 4 });
     expect(await opened.platform.relay.status(a0!.pod)).toMatchObject({ state: 'forwarding', sessions: 0 });
+    // The kubelet's readiness probes (relayd's health port) follow: the new pod turns Ready, the old one not.
+    await eventually(opened, 'relay-b-0 ready and relay-a-0 not', async () => {
+      const pods = [...(await opened.platform.listPods('relay-a')), ...(await opened.platform.listPods('relay-b'))];
+      return pods.find((pod) => pod.name === 'relay-b-0')?.ready === true && pods.find((pod) => pod.name === 'relay-a-0')?.ready === false;
+    });
     // Their flows still reach relay-a-0, which tunnels them to relay-b-0: answered, no new handshake.
     const replies = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`after ${i}`))));
     expect(replies.map((reply) => reply.reply.toString())).toEqual(clients.map((_, i) => `after ${i}`));

@@ -2,27 +2,22 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
+import { relayctlRules } from '../../../api/kubernetes-rbac.ts';
 import { openKubernetesPlatform, type KubernetesPlatformOptions, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
 import { activeSet } from './fixtures.ts';
 
 /**
  * The Kubernetes API stand-in set up as a cluster where relayctl runs as the service account
- * `system:serviceaccount:relays:relayctl`, bound to the Role of docs/design/contracts.md (nothing more), with the
- * fleet `relay` deployed as its first set relay-a.
+ * `system:serviceaccount:relays:relayctl`, bound to the Role manifests/base ships (api/kubernetes-rbac.ts), nothing
+ * more.
  */
 
 export const NS = 'relays';
 export const RELAYCTL = 'system:serviceaccount:relays:relayctl';
 
-/** relayctl's Role, as docs/design/contracts.md lists it. */
-export const RELAYCTL_RULES = [
-  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
-  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
-  { apiGroups: [''], resources: ['secrets'], resourceNames: ['relay-relayctl-tls'], verbs: ['get'] },
-];
+/** relayctl's Role, as manifests/base ships it. */
+export const RELAYCTL_RULES = relayctlRules('relay');
 
 export interface StandIn {
   api: KubeApiServer;

@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { LoopbackPool, NodePortPool } from './addresses.ts';
 import { ApiServer } from './api-server.ts';
-import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, type UserInfo } from './authentication.ts';
+import { Authenticator, GROUP_AUTHENTICATED, GROUP_MASTERS, parseServiceAccountName, serviceAccountUser, type UserInfo } from './authentication.ts';
 import type { Controller } from './controllers/controller.ts';
 import { EndpointSliceController } from './controllers/endpointslices.ts';
 import { Kubelet, type KubeletOptions } from './kubelet/kubelet.ts';
@@ -174,9 +174,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
   const users = new Map<string, KnownUser>();
   const addUser = async (spec: UserSpec): Promise<void> => {
-    const account = spec.name.match(/^system:serviceaccount:([^:]+):([^:]+)$/);
-    const groups = account === null ? [...(spec.groups ?? [])] : ['system:serviceaccounts', `system:serviceaccounts:${account[1]}`, ...(spec.groups ?? [])];
-    const info: UserInfo = { name: spec.name, groups: [...new Set([...groups, GROUP_AUTHENTICATED])] };
+    const account = parseServiceAccountName(spec.name);
+    const base = account === null ? [GROUP_AUTHENTICATED] : serviceAccountUser(account.namespace, account.name).groups;
+    const info: UserInfo = { name: spec.name, groups: [...new Set([...(spec.groups ?? []), ...base])] };
     const credentials: KubeconfigUser = { name: spec.name };
     if (spec.certificate === true) {
       const issued = await issueClientCertificate(pki, spec.name);

@@ -71,10 +71,4 @@ export class ManualClock implements KubeletClock {
     }
     this.current = until;
   }
-
-  /** Kubelet milliseconds until the next timer, or undefined when none is pending. */
-  nextIn(): number | undefined {
-    if (this.timers.length === 0) return undefined;
-    return Math.min(...this.timers.map((t) => t.at)) - this.current;
-  }
 }
