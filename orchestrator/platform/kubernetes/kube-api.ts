@@ -23,7 +23,7 @@ import {
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { ErrorCode, conflictError, isOrchestratorError } from '../../errors.ts';
-import { toPlatformError, type ApiCall, type CallContext, type Verb } from './kube-errors.ts';
+import { qualifiedResource, toPlatformError, type ApiCall, type CallContext, type Verb } from './kube-errors.ts';
 import type { DryRunMode, WriteLog, WriteRecord } from './dry-run.ts';
 import { jsonMergePatch } from './labels.ts';
 
@@ -122,10 +122,8 @@ export class KubeApi {
     return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
   }
 
-  async createStatefulSet(body: V1StatefulSet): Promise<V1StatefulSet> {
-    const name = body.metadata?.name ?? '';
-    if (this.#kept('create', 'statefulsets.apps', name, body)) return structuredClone(body);
-    return this.#call(this.#sets('create', name), () =>
+  createStatefulSet(body: V1StatefulSet): Promise<V1StatefulSet> {
+    return this.#write(this.#sets('create', body.metadata?.name), body, () =>
       this.#apps.createNamespacedStatefulSet({ namespace: this.namespace, body, dryRun: this.#dryRunParam }),
     );
   }
@@ -133,9 +131,10 @@ export class KubeApi {
   /** Background propagation: the set goes now, the garbage collector deletes its pods. False when it was gone. */
   async deleteStatefulSet(name: string): Promise<boolean> {
     const options = { propagationPolicy: 'Background' };
-    if (this.#kept('delete', 'statefulsets.apps', name, options)) return true;
+    const call = this.#sets('delete', name);
+    if (this.#kept(call, options)) return true;
     try {
-      await this.#call(this.#sets('delete', name), () =>
+      await this.#call(call, () =>
         this.#apps.deleteNamespacedStatefulSet({ name, namespace: this.namespace, ...options, dryRun: this.#dryRunParam }),
       );
       return true;
@@ -147,7 +146,7 @@ export class KubeApi {
 
   /** A JSON merge patch; a metadata.resourceVersion in it is a precondition (409 when stale). */
   patchStatefulSet(name: string, patch: object): Promise<V1StatefulSet> {
-    return this.#patch(this.#sets('patch', name), 'statefulsets.apps', patch, () => this.getStatefulSet(name), () =>
+    return this.#patch(this.#sets('patch', name), patch, () => this.getStatefulSet(name), () =>
       this.#apps.patchNamespacedStatefulSet({ name, namespace: this.namespace, body: patch, dryRun: this.#dryRunParam }, PATCH_OPTIONS),
     );
   }
@@ -164,7 +163,7 @@ export class KubeApi {
   }
 
   patchPod(name: string, patch: object): Promise<V1Pod> {
-    return this.#patch(this.#pods('patch', name), 'pods', patch, () => this.getPod(name), () =>
+    return this.#patch(this.#pods('patch', name), patch, () => this.getPod(name), () =>
       this.#core.patchNamespacedPod({ name, namespace: this.namespace, body: patch, dryRun: this.#dryRunParam }, PATCH_OPTIONS),
     );
   }
@@ -175,19 +174,16 @@ export class KubeApi {
     return this.#read(this.#leases('get', name), () => this.#coordination.readNamespacedLease({ name, namespace: this.namespace }));
   }
 
-  async createLease(body: V1Lease): Promise<V1Lease> {
-    const name = body.metadata?.name ?? '';
-    if (this.#kept('create', 'leases.coordination.k8s.io', name, body)) return structuredClone(body);
-    return this.#call(this.#leases('create', name), () =>
+  createLease(body: V1Lease): Promise<V1Lease> {
+    return this.#write(this.#leases('create', body.metadata?.name ?? ''), body, () =>
       this.#coordination.createNamespacedLease({ namespace: this.namespace, body, dryRun: this.#dryRunParam }),
     );
   }
 
   /** A full update guarded by body.metadata.resourceVersion (409 when somebody wrote the Lease since). */
-  async replaceLease(body: V1Lease): Promise<V1Lease> {
+  replaceLease(body: V1Lease): Promise<V1Lease> {
     const name = body.metadata?.name ?? '';
-    if (this.#kept('update', 'leases.coordination.k8s.io', name, body)) return structuredClone(body);
-    return this.#call(this.#leases('update', name), () =>
+    return this.#write(this.#leases('update', name), body, () =>
       this.#coordination.replaceNamespacedLease({ name, namespace: this.namespace, body, dryRun: this.#dryRunParam }),
     );
   }
@@ -255,24 +251,36 @@ export class KubeApi {
   }
 
   /** Records a write in a dry run; true when client dry-run keeps it back. */
-  #kept(verb: WriteRecord['verb'], resource: string, name: string, body: unknown, contentType?: string): boolean {
-    return this.#writes.keepsBack({ verb, resource, namespace: this.namespace, name, ...(contentType === undefined ? {} : { contentType }), body });
+  #kept(call: ApiCall, body: unknown, contentType?: string): boolean {
+    return this.#writes.keepsBack({
+      verb: call.verb as WriteRecord['verb'],
+      resource: qualifiedResource(call),
+      namespace: this.namespace,
+      name: call.name ?? '',
+      ...(contentType === undefined ? {} : { contentType }),
+      body,
+    });
+  }
+
+  /** A create or a full update; client dry-run answers with the object it would have sent. */
+  async #write<T>(call: ApiCall, body: T, send: () => Promise<T>): Promise<T> {
+    if (this.#kept(call, body)) return structuredClone(body);
+    return this.#call(call, send);
   }
 
   async #patch<T extends { metadata?: { resourceVersion?: string } }>(
     call: ApiCall,
-    resource: string,
     patch: object,
     current: () => Promise<T | null>,
     send: () => Promise<T>,
   ): Promise<T> {
-    if (!this.#kept('patch', resource, call.name ?? '', patch, PatchStrategy.MergePatch)) return this.#call(call, send);
+    if (!this.#kept(call, patch, PatchStrategy.MergePatch)) return this.#call(call, send);
     // Client dry-run answers as the server would: not found, a stale precondition, else the patched object.
     const object = await current();
     if (object === null) throw this.describeFailure({ code: 404, body: '' }, call);
     const expected = (patch as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion;
     const actual = object.metadata?.resourceVersion ?? '';
-    if (typeof expected === 'string' && expected !== actual) throw conflictError(`${resource} ${call.name}`, expected, actual);
+    if (typeof expected === 'string' && expected !== actual) throw conflictError(`${qualifiedResource(call)} ${call.name}`, expected, actual);
     return jsonMergePatch(object, patch) as T;
   }
 

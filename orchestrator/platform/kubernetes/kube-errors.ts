@@ -64,9 +64,13 @@ export interface ApiCall {
   alsoVerbs?: readonly Verb[];
 }
 
+/** `statefulsets.apps`, `pods`: the resource as kubectl names it. */
+export function qualifiedResource(call: Pick<ApiCall, 'group' | 'resource'>): string {
+  return call.group === '' ? call.resource : `${call.resource}.${call.group}`;
+}
+
 export function describeCall(call: ApiCall): string {
-  const resource = call.group === '' ? call.resource : `${call.resource}.${call.group}`;
-  return `${call.verb} ${resource}${call.name === undefined ? '' : ` ${call.name}`} in namespace ${call.namespace}`;
+  return `${call.verb} ${qualifiedResource(call)}${call.name === undefined ? '' : ` ${call.name}`} in namespace ${call.namespace}`;
 }
 
 /** The Role rule that allows `call`, in the manifests' YAML flow style. */

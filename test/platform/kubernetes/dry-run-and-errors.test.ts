@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode, isLockHeldError, isOrchestratorError } from '../../../orchestrator/errors.ts';
 import { KubeErrorCode, isKubernetesPlatformError, openKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import type { SetInfo } from '../../../orchestrator/platform/platform.ts';
-import type { KubeObject } from '../../support/kube-apiserver/index.ts';
-import { NS, RELAYCTL, runPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
+import { NS, RELAYCTL, bindRole, runPods, deployActiveSet, notCache, standIn, type StandIn } from './standin.ts';
 
 let standin: StandIn;
 let active: SetInfo;
@@ -96,16 +95,7 @@ describe('--dry-run', () => {
 
 describe('API errors a user can act on', () => {
   test('403: the missing verb, resource and namespace, and the rule the Role needs', async () => {
-    standin.api.apply([
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reader', namespace: NS }, rules: [{ apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list', 'watch'] }] },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'reader', namespace: NS },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' },
-        subjects: [{ kind: 'User', name: 'stranger', apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    ] as KubeObject[]);
+    bindRole(standin, 'reader', 'stranger', [{ apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list', 'watch'] }]);
     const { platform } = await standin.open({}, 'stranger');
     expect((await platform.listPods('relay-a')).length).toBe(3);
     const forbidden = await failure(platform.patchPodLabels('relay-a-0', { 'relayctl.dev/restore': 'true' }));
@@ -119,16 +109,7 @@ describe('API errors a user can act on', () => {
 
   test('a Role without watch: reads still work (from the API server each time) and the user is told once why', async () => {
     await standin.api.addUser({ name: 'lister' });
-    standin.api.apply([
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'lister', namespace: NS }, rules: [{ apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list'] }] },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'lister', namespace: NS },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'lister' },
-        subjects: [{ kind: 'User', name: 'lister', apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    ] as KubeObject[]);
+    bindRole(standin, 'lister', 'lister', [{ apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list'] }]);
     const warnings: string[] = [];
     const { platform } = await standin.open({ log: (event) => warnings.push(`${event.level}: ${event.message}`) }, 'lister');
     expect((await platform.listPods('relay-a')).map((pod) => pod.name).sort()).toEqual(['relay-a-0', 'relay-a-1', 'relay-a-2']);

@@ -2,10 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DtlsClient } from '../../../client/index.ts';
 import { isKubernetesPlatformError, KubeErrorCode, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import { RESTORE_LABEL, RESTORE_LABEL_VALUE, type PodInfo, type RelayStatus } from '../../../orchestrator/platform/platform.ts';
-import type { KubeObject } from '../../support/kube-apiserver/index.ts';
 import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
 import { deployFleet, type Fleet } from './fleet.ts';
-import { NS, notCache } from './standin.ts';
+import { bindRole, eventually, notCache } from './standin.ts';
 
 /**
  * The relays' management API reached through the API server (port-forward, TLS inside the tunnel) and directly,
@@ -24,25 +23,9 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-/** Resolves with `check`'s value once it has one; wakes on every change the platform's watches see. */
-async function eventually<T>(opened: OpenedKubernetesPlatform, what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-    await opened.platform.waitForChange(200);
-  }
-}
-
 /** The pods of `set`, once `count` of them run with an address and answer relay.status. */
 async function relaysOf(opened: OpenedKubernetesPlatform, set: string, count: number): Promise<Array<{ pod: PodInfo; status: RelayStatus }>> {
-  return eventually(opened, `${count} relays of ${set} answering`, async () => {
+  return eventually(opened.platform, `${count} relays of ${set} answering`, async () => {
     const pods = (await opened.platform.listPods(set)).filter((pod) => pod.phase === 'Running' && pod.mgmtUrl !== null).sort((x, y) => x.ordinal - y.ordinal);
     if (pods.length !== count) return null;
     return Promise.all(pods.map(async (pod) => ({ pod, status: await opened.platform.relay.status(pod) })));
@@ -59,7 +42,7 @@ describe('reaching the relays', () => {
       ['relay-a-0', 'relay-a-0', 'serving', true],
       ['relay-a-1', 'relay-a-1', 'serving', true],
     ]);
-    await eventually(opened, 'relay-a Ready', async () => (await opened.platform.listPods('relay-a')).every((pod) => pod.ready));
+    await eventually(opened.platform, 'relay-a Ready', async () => (await opened.platform.listPods('relay-a')).every((pod) => pod.ready));
     const calls = fleet.standin.calls(mark, notCache);
     expect(calls.filter((call) => call.includes('secrets'))).toEqual(['get secrets relay-relayctl-tls']);
     expect(calls).toContain('get pods/portforward relay-a-0');
@@ -93,7 +76,7 @@ describe('reaching the relays', () => {
     expect(await opened.platform.relay.status(b0!.pod)).toMatchObject({ state: 'serving', sessions: 4 });
     expect(await opened.platform.relay.status(a0!.pod)).toMatchObject({ state: 'forwarding', sessions: 0 });
     // The kubelet's readiness probes (relayd's health port) follow: the new pod turns Ready, the old one not.
-    await eventually(opened, 'relay-b-0 ready and relay-a-0 not', async () => {
+    await eventually(opened.platform, 'relay-b-0 ready and relay-a-0 not', async () => {
       const pods = [...(await opened.platform.listPods('relay-a')), ...(await opened.platform.listPods('relay-b'))];
       return pods.find((pod) => pod.name === 'relay-b-0')?.ready === true && pods.find((pod) => pod.name === 'relay-a-0')?.ready === false;
     });
@@ -104,24 +87,10 @@ describe('reaching the relays', () => {
   });
 
   test('a Role without pods/portforward: relay calls fail naming both verbs the upgrade is checked with', async () => {
-    fleet.standin.api.apply([
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'Role',
-        metadata: { name: 'no-forward', namespace: NS },
-        rules: [
-          { apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list', 'watch'] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
-        ],
-      },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'no-forward', namespace: NS },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'no-forward' },
-        subjects: [{ kind: 'User', name: 'stranger', apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    ] as KubeObject[]);
+    bindRole(fleet.standin, 'no-forward', 'stranger', [
+      { apiGroups: ['', 'apps'], resources: ['pods', 'statefulsets'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+    ]);
     const opened = await fleet.standin.open({ mgmtAccess: 'port-forward' }, 'stranger');
     const [pod] = await opened.platform.listPods('relay-a');
     const error = await opened.platform.relay.status(pod!).catch((caught: unknown) => caught);

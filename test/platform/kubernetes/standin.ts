@@ -96,6 +96,44 @@ export async function standIn(options: Pick<KubeApiServerOptions, 'kubelet' | 'k
   };
 }
 
+/** Grants `user` these rules in the namespace: a Role and a RoleBinding, both named `name`. */
+export function bindRole(standin: StandIn, name: string, user: string, rules: readonly object[]): void {
+  standin.api.apply([
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: NS }, rules },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name, namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  ] as KubeObject[]);
+}
+
+/**
+ * Resolves with `check`'s value once it is neither null, false nor undefined; between checks it waits for the next
+ * change the platform's watches see (or 200 ms: a relay's own state is not watched). Fails naming `what`.
+ */
+export async function eventually<T>(
+  platform: { waitForChange(timeoutMs: number): Promise<boolean> },
+  what: string,
+  check: () => Promise<T | null | false | undefined>,
+  timeoutMs = 25_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== null && value !== false && value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
+    await platform.waitForChange(200);
+  }
+}
+
 export function describeRequest(request: RecordedRequest): string {
   const resource = request.subresource === '' ? request.resource : `${request.resource}/${request.subresource}`;
   const parts = [request.verb, resource];

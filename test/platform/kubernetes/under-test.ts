@@ -5,7 +5,7 @@ import { ManualClock } from '../../../orchestrator/clock.ts';
 import type { Platform } from '../../../orchestrator/platform/platform.ts';
 import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
 import { deployFleet } from './fleet.ts';
-import { NS } from './standin.ts';
+import { NS, eventually } from './standin.ts';
 
 /**
  * The Kubernetes platform as the shared Platform contract wants it (test/platform's PlatformUnderTest): fleet
@@ -26,7 +26,7 @@ export async function kubernetesUnderTest() {
   };
   const main = await open();
   // The contract starts from a serving fleet.
-  await waitFor(main.platform, 'relay-a serving', async () => {
+  await eventually(main.platform, 'relay-a serving', async () => {
     const pods = await main.platform.listPods('relay-a');
     if (pods.length !== 2 || !pods.every((pod) => pod.ready)) return null;
     const states = await Promise.all(pods.map((pod) => main.platform.relay.status(pod).then((status) => status.state)));
@@ -35,7 +35,7 @@ export async function kubernetesUnderTest() {
   return {
     platform: main.platform as Platform,
     openAnother: open,
-    eventually: <T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> => waitFor(main.platform, what, check),
+    eventually: <T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> => eventually(main.platform, what, check),
     elapse: (ms: number) => clock.advance(ms),
     async holdSessions() {
       const a0 = (await main.platform.listPods('relay-a')).find((pod) => pod.name === 'relay-a-0');
@@ -62,20 +62,4 @@ export async function kubernetesUnderTest() {
       await fleet.close();
     },
   };
-}
-
-async function waitFor<T>(platform: { waitForChange(timeoutMs: number): Promise<boolean> }, what: string, check: () => Promise<T | null | false | undefined>): Promise<T> {
-  const deadline = Date.now() + 25_000;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== false && value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-    // Wakes on the next change the platform's watches see, or polls again (a relay's own state is not watched).
-    await platform.waitForChange(200);
-  }
 }
