@@ -266,11 +266,24 @@ function fromTransport(error: unknown, call: ApiCall, context: CallContext): Orc
       { call, cause: error },
     );
   }
-  const innermost = causeChain(error).at(-1);
-  const timedOut = causeChain(error).some((link) => link.name === 'TimeoutError');
+  const chain = causeChain(error);
+  const timedOut = chain.some((link) => link.name === 'TimeoutError');
+  // A request that never left (a kubeconfig exec plugin or token file that failed) is not worth retrying.
+  const network = timedOut || chain.some((link) => link.message === 'fetch failed') || codes.some((code) => NETWORK_CODE.test(code));
+  const innermost = chain.at(-1);
+  if (!network) {
+    return new KubernetesPlatformError(
+      KubeErrorCode.Config,
+      `${what}: the request could not be made with the credentials of ${context.identity}: ${innermost?.message ?? String(error)}`,
+      { call, cause: error },
+    );
+  }
   const detail = timedOut ? 'no answer in time' : `${codes.at(-1) ?? ''} ${innermost?.message ?? String(error)}`.trim();
   return unavailableError(`${what}: cannot reach the API server at ${context.server}: ${detail}`, error);
 }
+
+/** Socket and DNS failures (and undici's own, UND_ERR_*): the API server may answer a moment later. */
+const NETWORK_CODE = /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/;
 
 function causeChain(error: unknown): Array<{ code?: string; name?: string; message?: string }> {
   const chain: Array<{ code?: string; name?: string; message?: string }> = [];

@@ -118,6 +118,14 @@ describe('Kubernetes API errors become errors a user can act on', () => {
     expect(tls.message).toContain('check certificate-authority(-data)');
   });
 
+  test('a request that could not be made (a credentials plugin failed) is a configuration problem, not retried', () => {
+    const error = toPlatformError(new Error('Failed to refresh token: exec: executable aws not found'), patchSet, context);
+    expect(isKubernetesPlatformError(error) && error.code).toBe(KubeErrorCode.Config);
+    expect(error.message).toBe('patch statefulsets.apps relay-a in namespace relays: the request could not be made with the credentials of ci-deployer (context prod): Failed to refresh token: exec: executable aws not found');
+    const aborted = toPlatformError(new DOMException('The operation was aborted due to timeout', 'TimeoutError'), patchSet, context);
+    expect(isOrchestratorError(aborted) && [aborted.code, aborted.message]).toEqual([ErrorCode.Unavailable, 'patch statefulsets.apps relay-a in namespace relays: cannot reach the API server at https://api.example:6443: no answer in time: platform unavailable']);
+  });
+
   test('the Status is read from every shape client-node hands over', () => {
     expect(apiStatusOf(new ApiException(500, 'x', 'not json at all', {}))).toMatchObject({ code: 500, message: 'not json at all' });
     expect(apiStatusOf(Object.assign(new Error('Gone'), { statusCode: 410 }))).toMatchObject({ code: 410 });
