@@ -3,8 +3,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
 import { generateDtlsKeyPair } from '../../pki/certificates.ts';
 import { fenceSequence } from '../../relay/handover/fence.ts';
-import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
-import { request } from '../helpers/devices.ts';
+import { adapterOnLoopback } from '../support/adapter-harness.ts';
+import { request } from '../support/devices.ts';
 
 type Harness = Awaited<ReturnType<typeof adapterOnLoopback>>;
 
