@@ -3,7 +3,7 @@ import { duplexPair, type Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ManagementClient, ManagementError, type Tunnel } from '../../../api/management-client.ts';
 import { operatorClientTlsOptions } from '../../../orchestrator/platform/local/pki.ts';
-import { relayFixture, startRelay, type RelayProcess } from '../../helpers/relayd.ts';
+import { relayFixture, startRelay, type RelayProcess } from '../../support/relayd.ts';
 
 /**
  * The management client with its mutual TLS running inside a tunnel it is given (what a port-forward provides),

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DtlsClient } from '../../../client/index.ts';
 import { isKubernetesPlatformError, KubeErrorCode, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
 import { RESTORE_LABEL, RESTORE_LABEL_VALUE, type PodInfo, type RelayStatus } from '../../../orchestrator/platform/platform.ts';
-import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
+import { closeAll, connectDevices, request } from '../../support/devices.ts';
 import { deployFleet, type Fleet } from './fleet.ts';
 import { bindRole, eventually, notCache } from './standin.ts';
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
 import { relayctlRules } from '../../../api/kubernetes-rbac.ts';
 import { openKubernetesPlatform, type KubernetesPlatformOptions, type OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
+import { eventually as eventuallyOnce } from '../../support/eventually.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubeObject, type RecordedRequest } from '../../support/kube-apiserver/index.ts';
 import { activeSet } from './fixtures.ts';
 
@@ -110,28 +111,14 @@ export function bindRole(standin: StandIn, name: string, user: string, rules: re
   ] as KubeObject[]);
 }
 
-/**
- * Resolves with `check`'s value once it is neither null, false nor undefined; between checks it waits for the next
- * change the platform's watches see (or 200 ms: a relay's own state is not watched). Fails naming `what`.
- */
-export async function eventually<T>(
+/** test/support's eventually, waking on the next change the platform's watches see (or after 200 ms: a relay's own state is not watched). */
+export function eventually<T>(
   platform: { waitForChange(timeoutMs: number): Promise<boolean> },
   what: string,
   check: () => Promise<T | null | false | undefined>,
   timeoutMs = 25_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== false && value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-    await platform.waitForChange(200);
-  }
+  return eventuallyOnce(what, check, { timeoutMs, everyMs: 200, pause: (ms) => platform.waitForChange(ms) });
 }
 
 export function describeRequest(request: RecordedRequest): string {

@@ -2,24 +2,24 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'vitest';
 import type { DtlsClient } from '../../../client/index.ts';
 import { ManualClock } from '../../../orchestrator/clock.ts';
-import type { Platform } from '../../../orchestrator/platform/platform.ts';
-import { closeAll, connectDevices, request } from '../../helpers/devices.ts';
+import type { OpenedKubernetesPlatform } from '../../../orchestrator/platform/kubernetes/index.ts';
+import { closeAll, connectDevices, request } from '../../support/devices.ts';
+import type { PlatformUnderTest } from '../platform-contract.ts';
 import { deployFleet } from './fleet.ts';
 import { NS, eventually } from './standin.ts';
 
 /**
- * The Kubernetes platform as the shared Platform contract wants it (test/platform's PlatformUnderTest): fleet
+ * The Kubernetes platform as the shared Platform contract wants it (../platform-contract.ts): fleet
  * `relay`, set relay-a of 2 relays on image relay:1, on the API stand-in with real relays, reached through
  * port-forwards. The lease's time is a ManualClock (`elapse` moves it); everything else runs in real time.
- *
- * Needs relayd's health port (the Ready condition must follow the relays' readiness).
+ * Readiness comes from relayd's health port, so the Ready condition follows the relays' own.
  */
-export async function kubernetesUnderTest() {
+export async function kubernetesUnderTest(): Promise<PlatformUnderTest> {
   const fleet = await deployFleet({ replicas: 2, healthPort: true });
   const clock = new ManualClock({ startMs: Date.now() });
   const opened: Array<{ close(): Promise<void> }> = [];
   let clients: DtlsClient[] = [];
-  const open = async (): Promise<{ platform: Platform & { waitForChange(timeoutMs: number): Promise<boolean> }; close(): Promise<void> }> => {
+  const open = async (): Promise<OpenedKubernetesPlatform> => {
     const platform = await fleet.standin.open({ mgmtAccess: 'port-forward', clock });
     opened.push(platform);
     return platform;
@@ -33,7 +33,7 @@ export async function kubernetesUnderTest() {
     return states.every((state) => state === 'serving');
   });
   return {
-    platform: main.platform as Platform,
+    platform: main.platform,
     openAnother: open,
     eventually: <T>(what: string, check: () => Promise<T | null | false | undefined>): Promise<T> => eventually(main.platform, what, check),
     elapse: (ms: number) => clock.advance(ms),
