@@ -51,6 +51,12 @@ export async function kubernetesUnderTest(): Promise<PlatformUnderTest> {
         expect(set.spec!.podManagementPolicy).toBe('Parallel');
         expect(set.spec!.template.spec!.containers[0]!.env).toContainEqual({ name: 'RELAY_AWAIT_RESTORE', value: 'true' });
       },
+      /** The devices connected to relay-a-0 go on through it (it forwards to its successor), none handshakes again. */
+      async restored() {
+        const replies = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`after ${i}`))));
+        expect(replies.map((reply) => reply.reply.toString())).toEqual(clients.map((_, i) => `after ${i}`));
+        expect(clients.map((client) => client.stats.handshakes)).toEqual(clients.map(() => 1));
+      },
       /** Gone from the API server too, not just from the platform's reads. */
       async deleted() {
         expect(fleet.standin.api.store.list('pods', NS, 'relayctl.dev/set in (relay-b, relay-x)')).toEqual([]);
