@@ -1,5 +1,5 @@
 import { deviceFingerprint } from '../../api/device-identity.ts';
-import type { ReplayWindow } from '../dtls/replay-window.ts';
+import type { ReplayWindow } from '../../api/dtls/replay-window.ts';
 import { view, type ArenaRef } from './arena.ts';
 
 /** Where a device's datagrams come from and answers go to. */

@@ -2,7 +2,8 @@ import dgram from 'node:dgram';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
 import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
-import { fenceSequence } from '../../relay/handover/fence.ts';
+import { NONCE_FENCE } from '../../relay/handover/fence.ts';
+import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
 import { request } from '../helpers/devices.ts';
 
@@ -112,15 +113,17 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     const client = await device(proxy.address().port);
     await request(client, Buffer.from('on A'), { retransmit: false });
     const lastFromA = client.stats.lastInboundSeq;
-    const [exported] = a.adapter.exportSessions();
-    expect(exported!.dtls.master.length).toBe(48);
-    b.adapter.importSessions([{ ...exported!, dtls: { ...exported!.dtls, outSeq: fenceSequence(exported!.dtls.outSeq)! } }]);
+    const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
+    expect(exported.dtls.master.length).toBe(48);
+    const stage = new ImportStage(b.adapter);
+    stage.add({ ...exported, upstream: { identity: null } });
+    stage.commit();
     a.adapter.discard([...a.adapter.allSessions()]);
     expect(b.adapter.liveCount).toBe(0);
     target = b.port;
     expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
     expect(client.stats.handshakes).toBe(1);
-    expect(client.stats.lastInboundSeq).toBeGreaterThan(lastFromA + 2 ** 24 - 1);
+    expect(client.stats.lastInboundSeq).toBeGreaterThan(lastFromA + NONCE_FENCE - 1);
     proxy.close();
   });
 

@@ -33,7 +33,8 @@ describe('HandoverSource', () => {
       state: 'serving',
       log: pino({ level: 'silent' }),
       tunnelPort: 9,
-      adapter: { exportSessions: () => sessions },
+      // A session source whose sessions export as themselves.
+      adapter: { allSessions: () => sessions.values(), exportSession: (session: unknown) => session },
       tunnel: { open: async () => undefined, shut: () => events.push('tunnel shut') },
       pause: () => {
         host.state = 'handing-over';
