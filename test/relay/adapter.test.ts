@@ -1,10 +1,12 @@
+import { createPrivateKey } from 'node:crypto';
 import dgram from 'node:dgram';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
 import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 import { NONCE_FENCE } from '../../relay/handover/fence.ts';
 import { ImportStage } from '../../relay/handover/staged-import.ts';
-import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
+import { writeRecordHeader } from '../../api/dtls/record.ts';
+import { adapterOnLoopback, guardedBinding } from '../helpers/adapter-harness.ts';
 import { request } from '../helpers/devices.ts';
 
 type Harness = Awaited<ReturnType<typeof adapterOnLoopback>>;
@@ -20,13 +22,18 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     publicKey = pair.publicKeySpkiDer;
   });
 
+  const harnesses: Harness[] = [];
+
   afterEach(async () => {
     for (const item of open.splice(0)) await item.close();
+    // Every test runs on the watched binding: none may have reached a trap of node-mbed-dtls.
+    for (const h of harnesses.splice(0)) expect(h.violations).toEqual([]);
   });
 
   async function harness(options: Parameters<typeof adapterOnLoopback>[1] = {}): Promise<Harness> {
     const h = await adapterOnLoopback(serverKey, options);
     open.push(h);
+    harnesses.push(h);
     return h;
   }
 
@@ -127,6 +134,136 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     proxy.close();
   });
 
+  it('watches the binding: each trap of node-mbed-dtls is caught and recorded, not hit', async () => {
+    const { binding, violations } = guardedBinding();
+    const slotless = (): void => undefined;
+    const socket = new binding.DtlsSocket(new binding.DtlsServer(derKey(serverKey), 0), 'test', slotless, slotless, slotless, slotless);
+    void (socket as unknown as { publicKey: unknown }).publicKey;
+    void socket.session;
+    socket.receiveData(Buffer.alloc(838));
+    socket.send(Buffer.alloc(801));
+    const wrap = new binding.SessionWrap();
+    wrap.master = new Uint8Array(48) as Buffer;
+    wrap.randbytes = Buffer.alloc(65);
+    expect(violations).toEqual([
+      'publicKey read (it crashes on resumed and certificate-less sockets)',
+      'session read before the handshake completed',
+      'receiveData of 838 bytes',
+      'send of 801 bytes',
+      'SessionWrap.master set to a Uint8Array, not a Buffer',
+      'SessionWrap.randbytes set to 65 bytes',
+    ]);
+  });
+
+  it('never hands the native receive path a datagram over 837 bytes, from a new or an established address', async () => {
+    const h = await harness();
+    const proxy = await bound();
+    let deviceAddress: dgram.RemoteInfo | null = null;
+    proxy.on('message', (datagram, rinfo) => {
+      if (rinfo.port === h.port) {
+        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
+      } else {
+        deviceAddress = rinfo;
+        proxy.send(datagram, h.port, '127.0.0.1');
+      }
+    });
+    const client = await device(proxy.address().port);
+    await request(client, Buffer.from('before'), { retransmit: false });
+    // Well-formed records one byte too long: only the size guard stands between them and the heap overflow.
+    const hello = record(22, 0, 0, Buffer.concat([Buffer.from([1]), Buffer.alloc(838 - 14)]));
+    const data = record(23, 1, 1_000, Buffer.alloc(838 - 13, 7));
+    expect([hello.length, data.length]).toEqual([838, 838]);
+    const stranger = await bound();
+    await new Promise<void>((resolve) => stranger.send(hello, h.port, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => proxy.send(data, h.port, '127.0.0.1', () => resolve()));
+    await request(client, Buffer.from('after'), { retransmit: false });
+    expect(h.drops.get('oversized')).toBe(2);
+    stranger.close();
+    proxy.close();
+  });
+
+  it('refuses a device without a key without reading the key from the native socket', async () => {
+    const h = await harness();
+    const client = new DtlsClient({ host: '127.0.0.1', port: h.port, serverPublicKey: publicKey, clientKey: null });
+    open.push({ close: () => client.close({ notify: false }) });
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    await client.connect().catch(() => undefined);
+    await closed;
+    expect(h.failures).toEqual(['no-client-key']);
+    expect(h.adapter.sessionCount).toBe(0);
+  });
+
+  it('reads session state only from established sockets: exports and parks leave half-open handshakes alone', async () => {
+    let now = 1_000_000;
+    const h = await harness({ now: () => now, limits: { parkAfterIdleMs: 1_000, handshakeTimeoutMs: 20_000 } });
+    const client = await device(h.port);
+    // A handshake left half-open (hello with cookie, then silence) beside the established session.
+    const hello = await captureFirstHello();
+    const socket = await bound();
+    const hvr = await new Promise<Buffer>((resolve) => {
+      socket.once('message', resolve);
+      socket.send(hello, h.port, '127.0.0.1');
+    });
+    socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(h.adapter.handshakeCount).toBe(1);
+    const [session] = [...h.adapter.allSessions()];
+    expect(h.adapter.exportSession(session!)?.dtls.master.length).toBe(48);
+    now += 1_000;
+    h.adapter.sweep();
+    expect(h.adapter.liveCount).toBe(0);
+    expect(h.adapter.handshakeCount).toBe(1);
+    expect(h.adapter.exportSession(session!)?.dtls.master.length).toBe(48);
+    expect((await request(client, Buffer.from('resumed'), { retransmit: false })).reply.toString()).toBe('resumed');
+    socket.close();
+  });
+
+  it('resumes an imported session from Buffers of the exact sizes, whatever types the import held', async () => {
+    const a = await harness();
+    const b = await harness();
+    const proxy = await bound();
+    let target = a.port;
+    let deviceAddress: dgram.RemoteInfo | null = null;
+    proxy.on('message', (datagram, rinfo) => {
+      if (rinfo.port === a.port || rinfo.port === b.port) {
+        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
+      } else {
+        deviceAddress = rinfo;
+        proxy.send(datagram, target, '127.0.0.1');
+      }
+    });
+    const client = await device(proxy.address().port);
+    await request(client, Buffer.from('on A'), { retransmit: false });
+    const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
+    a.adapter.discard([...a.adapter.allSessions()]);
+    // What a decoder might hand over: plain Uint8Arrays, not Buffers.
+    const plain = (bytes: Buffer): Buffer => new Uint8Array(bytes) as Buffer;
+    const stage = new ImportStage(b.adapter);
+    stage.add({
+      ...exported,
+      dtls: { ...exported.dtls, randoms: plain(exported.dtls.randoms), master: plain(exported.dtls.master), sessionId: plain(exported.dtls.sessionId) },
+      upstream: { identity: null },
+    });
+    stage.commit();
+    target = b.port;
+    expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
+    expect(client.stats.handshakes).toBe(1);
+    proxy.close();
+  });
+
+  it('gives a parked session\'s real secrets to an export that outlives the session', async () => {
+    const h = await harness();
+    await device(h.port);
+    const [session] = [...h.adapter.allSessions()];
+    const live = h.adapter.exportSession(session!)!;
+    h.adapter.parkAll();
+    const parked = h.adapter.exportSession(session!)!;
+    h.adapter.discard([session!]);
+    expect(parked.dtls.master).toEqual(live.dtls.master);
+    expect(parked.dtls.master.equals(Buffer.alloc(48))).toBe(false);
+    expect(parked.dtls.randoms).toEqual(live.dtls.randoms);
+  });
+
   it('drops an oversized reply instead of failing the session', async () => {
     const h = await harness({ echo: false });
     const client = await device(h.port);
@@ -138,6 +275,16 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     expect(got.length).toBe(800);
   });
 });
+
+function record(type: number, epoch: number, sequence: number, fragment: Buffer): Buffer {
+  const header = Buffer.alloc(13);
+  writeRecordHeader(header, 0, type, epoch, sequence, fragment.length);
+  return Buffer.concat([header, fragment]);
+}
+
+function derKey(pem: Buffer): Buffer {
+  return createPrivateKey(pem).export({ format: 'der', type: 'sec1' });
+}
 
 async function bound(): Promise<dgram.Socket> {
   const socket = dgram.createSocket('udp4');

@@ -45,7 +45,9 @@ async function recordingFlow(relayPort: number) {
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
   open.push({ close: () => socket.close() });
-  return { state, peer: { address: '127.0.0.1', port: socket.address().port } };
+  /** Sends from the device's address, as a replaying attacker on its path would. */
+  const replay = (datagram: Buffer): Promise<void> => new Promise((resolve) => socket.send(datagram, relayPort, '127.0.0.1', () => resolve()));
+  return { state, replay, peer: { address: '127.0.0.1', port: socket.address().port } };
 }
 
 function ownerHost(adapter: DtlsAdapter, counts: Map<Counted, number>): ClaimHost {
@@ -103,6 +105,12 @@ describe('claim proofs: the owner gives a session only for a record it has not s
     expect({ outSequence: session.outSequence, top: session.replay.top, recordsIn: session.recordsIn }).toEqual(before);
     expect((await request(client, Buffer.from('still here'), { retransmit: false })).reply.toString()).toBe('still here');
     expect(client.stats.handshakes).toBe(1);
+
+    // The Finished was marked in the window when the session was established: replayed to the
+    // owner itself, it stops at the window instead of reaching mbedtls.
+    await flow.replay(finished!);
+    await request(client, Buffer.from('after the replay'), { retransmit: false });
+    expect(owner.drops.get('replay')).toBe(1);
   });
 
   it('gives the session for an authentic record that never reached it', async () => {
