@@ -243,6 +243,14 @@ export class StateDecoder {
     return this.#count;
   }
 
+  /**
+   * Bytes of an incomplete value held until more arrive. Always less than twice LIMITS.maxValueBytes: a value
+   * that would be larger is refused as soon as its length prefix, or the scan of what arrived, shows it.
+   */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
+  }
+
   push(chunk: Uint8Array): void {
     this.#checkUsable();
     if (!(chunk instanceof Uint8Array)) throw usage(`push() takes a Buffer or Uint8Array, got ${typeof chunk}`);
