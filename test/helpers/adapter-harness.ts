@@ -8,7 +8,8 @@ import {
   type NativeSessionWrap,
   type NativeSocket,
 } from '../../relay/dtls/adapter.ts';
-import type { Session } from '../../relay/session/session.ts';
+import type { PeerAddress, Session } from '../../relay/session/session.ts';
+import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 
 // Measured limits of the package, stated here independently of the adapter's own constants.
 /** Larger datagrams overflow a heap buffer in the native receive path. */
@@ -60,15 +61,7 @@ export function guardedBinding(): { binding: NativeBinding; violations: string[]
     return proxy;
   }
 
-  function DtlsSocket(
-    this: unknown,
-    server: object,
-    transportId: string,
-    send: (record: Buffer) => void,
-    handshakeDone: () => void,
-    error: (code: number, message: string) => void,
-    sessionLookup: (sessionId: string) => void,
-  ): NativeSocket {
+  function DtlsSocket(this: unknown, ...[server, transportId, send, handshakeDone, error, sessionLookup]: ConstructorParameters<NativeBinding['DtlsSocket']>): NativeSocket {
     const marker = { socket: null as object | null };
     const socket = new real.DtlsSocket(server, transportId, send, () => {
       if (marker.socket !== null) established.add(marker.socket);
@@ -175,4 +168,50 @@ export async function adapterOnLoopback(serverKey: Buffer, options: Partial<Dtls
       socket.close();
     },
   };
+}
+
+/** A relay's DTLS key pair: the private key (PEM) for the adapter, the public key (SPKI DER) devices pin. */
+export async function dtlsKeys(): Promise<{ serverKey: Buffer; publicKey: Buffer }> {
+  const pair = await generateDtlsKeyPair();
+  return { serverKey: Buffer.from(pair.privateKeyPkcs8Pem), publicKey: pair.publicKeySpkiDer };
+}
+
+/**
+ * A UDP socket standing for a device's address, as a load balancer's flow would: the device talks
+ * through it to `target`, which can be switched to another relay with the same source address;
+ * answers from any relay it was pointed at go back to the device. It keeps every datagram the device
+ * sent, can stop passing them on (`forward`), and can send anything from the device's address.
+ */
+export async function deviceFlow(target: number) {
+  const socket = dgram.createSocket('udp4');
+  const relays = new Set([target]);
+  let device: dgram.RemoteInfo | null = null;
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const flow = {
+    target,
+    forward: true,
+    fromDevice: [] as Buffer[],
+    /** The address every relay sees the device at. */
+    peer: { address: '127.0.0.1', port: socket.address().port } as PeerAddress,
+    moveTo(port: number): void {
+      relays.add(port);
+      flow.target = port;
+    },
+    sendFromDevice(datagram: Buffer): Promise<void> {
+      return new Promise((resolve) => socket.send(datagram, flow.target, '127.0.0.1', () => resolve()));
+    },
+    close(): void {
+      socket.close();
+    },
+  };
+  socket.on('message', (datagram, rinfo) => {
+    if (relays.has(rinfo.port)) {
+      if (device !== null) socket.send(datagram, device.port, device.address);
+      return;
+    }
+    device = rinfo;
+    flow.fromDevice.push(datagram);
+    if (flow.forward) socket.send(datagram, flow.target, '127.0.0.1');
+  });
+  return flow;
 }

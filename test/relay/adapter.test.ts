@@ -2,11 +2,10 @@ import { createPrivateKey } from 'node:crypto';
 import dgram from 'node:dgram';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 import { NONCE_FENCE } from '../../relay/handover/fence.ts';
 import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { writeRecordHeader } from '../../api/dtls/record.ts';
-import { adapterOnLoopback, guardedBinding } from '../helpers/adapter-harness.ts';
+import { adapterOnLoopback, deviceFlow, dtlsKeys, guardedBinding } from '../helpers/adapter-harness.ts';
 import { request } from '../helpers/devices.ts';
 
 type Harness = Awaited<ReturnType<typeof adapterOnLoopback>>;
@@ -17,9 +16,7 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   const open: Array<{ close(): unknown }> = [];
 
   beforeAll(async () => {
-    const pair = await generateDtlsKeyPair();
-    serverKey = Buffer.from(pair.privateKeyPkcs8Pem);
-    publicKey = pair.publicKeySpkiDer;
+    ({ serverKey, publicKey } = await dtlsKeys());
   });
 
   const harnesses: Harness[] = [];
@@ -71,16 +68,7 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   it('times out half-open handshakes in its sweep', async () => {
     let now = 1_000_000;
     const h = await harness({ now: () => now, limits: { handshakeTimeoutMs: 5_000 } });
-    // A client that sends its first flight and goes silent: the hello, then the hello with the cookie.
-    const hello = await captureFirstHello();
-    const socket = await bound();
-    const hvr = await new Promise<Buffer>((resolve) => {
-      socket.once('message', resolve);
-      socket.send(hello, h.port, '127.0.0.1');
-    });
-    socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(h.adapter.handshakeCount).toBe(1);
+    const socket = await halfOpenHandshake(h);
     now += 5_001;
     h.adapter.sweep();
     expect(h.adapter.handshakeCount).toBe(0);
@@ -105,19 +93,10 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   it('exports a session that another adapter imports and serves, with the fence applied', async () => {
     const a = await harness();
     const b = await harness();
-    // The device talks to A through a relay-less proxy, so it can be re-pointed at B with the same source address.
-    const proxy = await bound();
-    let target = a.port;
-    let deviceAddress: dgram.RemoteInfo | null = null;
-    proxy.on('message', (datagram, rinfo) => {
-      if (rinfo.port === a.port || rinfo.port === b.port) {
-        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
-      } else {
-        deviceAddress = rinfo;
-        proxy.send(datagram, target, '127.0.0.1');
-      }
-    });
-    const client = await device(proxy.address().port);
+    // The device talks to A through a flow that can be re-pointed at B with the same source address.
+    const flow = await deviceFlow(a.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
     await request(client, Buffer.from('on A'), { retransmit: false });
     const lastFromA = client.stats.lastInboundSeq;
     const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
@@ -127,11 +106,10 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     stage.commit();
     a.adapter.discard([...a.adapter.allSessions()]);
     expect(b.adapter.liveCount).toBe(0);
-    target = b.port;
+    flow.moveTo(b.port);
     expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
     expect(client.stats.handshakes).toBe(1);
     expect(client.stats.lastInboundSeq).toBeGreaterThan(lastFromA + NONCE_FENCE - 1);
-    proxy.close();
   });
 
   it('watches the binding: each trap of node-mbed-dtls is caught and recorded, not hit', async () => {
@@ -157,17 +135,9 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
 
   it('never hands the native receive path a datagram over 837 bytes, from a new or an established address', async () => {
     const h = await harness();
-    const proxy = await bound();
-    let deviceAddress: dgram.RemoteInfo | null = null;
-    proxy.on('message', (datagram, rinfo) => {
-      if (rinfo.port === h.port) {
-        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
-      } else {
-        deviceAddress = rinfo;
-        proxy.send(datagram, h.port, '127.0.0.1');
-      }
-    });
-    const client = await device(proxy.address().port);
+    const flow = await deviceFlow(h.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
     await request(client, Buffer.from('before'), { retransmit: false });
     // Well-formed records one byte too long: only the size guard stands between them and the heap overflow.
     const hello = record(22, 0, 0, Buffer.concat([Buffer.from([1]), Buffer.alloc(838 - 14)]));
@@ -175,11 +145,10 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     expect([hello.length, data.length]).toEqual([838, 838]);
     const stranger = await bound();
     await new Promise<void>((resolve) => stranger.send(hello, h.port, '127.0.0.1', () => resolve()));
-    await new Promise<void>((resolve) => proxy.send(data, h.port, '127.0.0.1', () => resolve()));
+    await flow.sendFromDevice(data);
     await request(client, Buffer.from('after'), { retransmit: false });
     expect(h.drops.get('oversized')).toBe(2);
     stranger.close();
-    proxy.close();
   });
 
   it('refuses a device without a key without reading the key from the native socket', async () => {
@@ -197,16 +166,8 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     let now = 1_000_000;
     const h = await harness({ now: () => now, limits: { parkAfterIdleMs: 1_000, handshakeTimeoutMs: 20_000 } });
     const client = await device(h.port);
-    // A handshake left half-open (hello with cookie, then silence) beside the established session.
-    const hello = await captureFirstHello();
-    const socket = await bound();
-    const hvr = await new Promise<Buffer>((resolve) => {
-      socket.once('message', resolve);
-      socket.send(hello, h.port, '127.0.0.1');
-    });
-    socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(h.adapter.handshakeCount).toBe(1);
+    // A handshake left half-open beside the established session.
+    const socket = await halfOpenHandshake(h);
     const [session] = [...h.adapter.allSessions()];
     expect(h.adapter.exportSession(session!)?.dtls.master.length).toBe(48);
     now += 1_000;
@@ -221,18 +182,9 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   it('resumes an imported session from Buffers of the exact sizes, whatever types the import held', async () => {
     const a = await harness();
     const b = await harness();
-    const proxy = await bound();
-    let target = a.port;
-    let deviceAddress: dgram.RemoteInfo | null = null;
-    proxy.on('message', (datagram, rinfo) => {
-      if (rinfo.port === a.port || rinfo.port === b.port) {
-        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
-      } else {
-        deviceAddress = rinfo;
-        proxy.send(datagram, target, '127.0.0.1');
-      }
-    });
-    const client = await device(proxy.address().port);
+    const flow = await deviceFlow(a.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
     await request(client, Buffer.from('on A'), { retransmit: false });
     const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
     a.adapter.discard([...a.adapter.allSessions()]);
@@ -245,10 +197,9 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
       upstream: { identity: null },
     });
     stage.commit();
-    target = b.port;
+    flow.moveTo(b.port);
     expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
     expect(client.stats.handshakes).toBe(1);
-    proxy.close();
   });
 
   it('gives a parked session\'s real secrets to an export that outlives the session', async () => {
@@ -284,6 +235,26 @@ function record(type: number, epoch: number, sequence: number, fragment: Buffer)
 
 function derKey(pem: Buffer): Buffer {
   return createPrivateKey(pem).export({ format: 'der', type: 'sec1' });
+}
+
+/**
+ * A client that sends its first flight and goes silent: the hello, then the hello with the cookie.
+ * Resolves once the adapter holds the half-open handshake; the socket is the client's.
+ */
+async function halfOpenHandshake(h: Harness): Promise<dgram.Socket> {
+  const hello = await captureFirstHello();
+  const socket = await bound();
+  const hvr = await new Promise<Buffer>((resolve) => {
+    socket.once('message', resolve);
+    socket.send(hello, h.port, '127.0.0.1');
+  });
+  socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
+  for (let turn = 0; h.adapter.handshakeCount === 0; turn++) {
+    if (turn === 10_000) throw new Error('the hello with the cookie never reached the adapter');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  expect(h.adapter.handshakeCount).toBe(1);
+  return socket;
 }
 
 async function bound(): Promise<dgram.Socket> {

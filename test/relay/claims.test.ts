@@ -1,16 +1,14 @@
-import dgram from 'node:dgram';
 import { Packr } from 'msgpackr';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSessions } from '../../api/state-codec.ts';
 import type { SessionState } from '../../api/state-format.ts';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 import { SessionClaims, type ClaimHost } from '../../relay/cluster/claims.ts';
 import type { PeerDirectory } from '../../relay/cluster/peers.ts';
 import { DtlsAdapter } from '../../relay/dtls/adapter.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
-import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
+import { adapterOnLoopback, deviceFlow, dtlsKeys } from '../helpers/adapter-harness.ts';
 import { request } from '../helpers/devices.ts';
 import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
 
@@ -21,33 +19,21 @@ let publicKey: Buffer;
 const open: Array<{ close(): unknown }> = [];
 
 beforeAll(async () => {
-  const pair = await generateDtlsKeyPair();
-  serverKey = Buffer.from(pair.privateKeyPkcs8Pem);
-  publicKey = pair.publicKeySpkiDer;
+  ({ serverKey, publicKey } = await dtlsKeys());
 });
 
 afterEach(async () => {
   for (const item of open.splice(0)) await item.close();
 });
 
-/** Stands for the device's address; keeps every datagram the device sent, and can stop passing them on. */
-async function recordingFlow(relayPort: number) {
-  const socket = dgram.createSocket('udp4');
-  const state = { forward: true, device: null as dgram.RemoteInfo | null, fromDevice: [] as Buffer[] };
-  socket.on('message', (datagram, rinfo) => {
-    if (rinfo.port === relayPort) {
-      if (state.device !== null) socket.send(datagram, state.device.port, state.device.address);
-      return;
-    }
-    state.device = rinfo;
-    state.fromDevice.push(datagram);
-    if (state.forward) socket.send(datagram, relayPort, '127.0.0.1');
-  });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  open.push({ close: () => socket.close() });
-  /** Sends from the device's address, as a replaying attacker on its path would. */
-  const replay = (datagram: Buffer): Promise<void> => new Promise((resolve) => socket.send(datagram, relayPort, '127.0.0.1', () => resolve()));
-  return { state, replay, peer: { address: '127.0.0.1', port: socket.address().port } };
+/** A device connected to the relay at `port` through a flow that records what it sends. */
+async function deviceThroughFlow(port: number) {
+  const flow = await deviceFlow(port);
+  open.push(flow);
+  const client = new DtlsClient({ host: '127.0.0.1', port: flow.peer.port, serverPublicKey: publicKey, clientKey: generateDeviceKey() });
+  open.push({ close: () => client.close({ notify: false }) });
+  await client.connect();
+  return { flow, client };
 }
 
 function ownerHost(adapter: DtlsAdapter, counts: Map<Counted, number>): ClaimHost {
@@ -79,15 +65,12 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   it('refuses the replayed handshake Finished and every record already seen, and the session goes on unharmed', async () => {
     const owner = await adapterOnLoopback(serverKey);
     open.push(owner);
-    const flow = await recordingFlow(owner.port);
-    const client = new DtlsClient({ host: '127.0.0.1', port: flow.peer.port, serverPublicKey: publicKey, clientKey: generateDeviceKey() });
-    open.push({ close: () => client.close({ notify: false }) });
-    await client.connect();
+    const { flow, client } = await deviceThroughFlow(owner.port);
     await request(client, Buffer.from('first'), { retransmit: false });
     await request(client, Buffer.from('second'), { retransmit: false });
 
-    const finished = flow.state.fromDevice.find((d) => recordType(d) === CONTENT_HANDSHAKE && recordEpoch(d) === 1);
-    const data = flow.state.fromDevice.filter((d) => recordType(d) === CONTENT_APPLICATION_DATA);
+    const finished = flow.fromDevice.find((d) => recordType(d) === CONTENT_HANDSHAKE && recordEpoch(d) === 1);
+    const data = flow.fromDevice.filter((d) => recordType(d) === CONTENT_APPLICATION_DATA);
     expect(finished).toBeDefined();
     expect(data).toHaveLength(2);
 
@@ -108,7 +91,7 @@ describe('claim proofs: the owner gives a session only for a record it has not s
 
     // The Finished was marked in the window when the session was established: replayed to the
     // owner itself, it stops at the window instead of reaching mbedtls.
-    await flow.replay(finished!);
+    await flow.sendFromDevice(finished!);
     await request(client, Buffer.from('after the replay'), { retransmit: false });
     expect(owner.drops.get('replay')).toBe(1);
   });
@@ -116,20 +99,17 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   it('gives the session for an authentic record that never reached it', async () => {
     const owner = await adapterOnLoopback(serverKey);
     open.push(owner);
-    const flow = await recordingFlow(owner.port);
-    const client = new DtlsClient({ host: '127.0.0.1', port: flow.peer.port, serverPublicKey: publicKey, clientKey: generateDeviceKey() });
-    open.push({ close: () => client.close({ notify: false }) });
-    await client.connect();
+    const { flow, client } = await deviceThroughFlow(owner.port);
     await request(client, Buffer.from('seen'), { retransmit: false });
     // The load balancer moved the flow: the next record goes elsewhere.
-    flow.state.forward = false;
-    const sent = flow.state.fromDevice.length;
+    flow.forward = false;
+    const sent = flow.fromDevice.length;
     client.send(Buffer.from('fresh'));
     await new Promise<void>((resolve) => {
-      const poll = (): void => void (flow.state.fromDevice.length > sent ? resolve() : setImmediate(poll));
+      const poll = (): void => void (flow.fromDevice.length > sent ? resolve() : setImmediate(poll));
       poll();
     });
-    const fresh = flow.state.fromDevice[sent]!;
+    const fresh = flow.fromDevice[sent]!;
 
     const counts = new Map<Counted, number>();
     const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory);
