@@ -95,9 +95,12 @@ export class SessionTable<E extends SessionEntry> {
    * address already held replace what is there.
    */
   addAll(entries: readonly E[]): boolean {
-    let added = 0;
-    for (const entry of entries) if (!this.byKey.has(entry.session.key)) added++;
-    if (this.byKey.size + added > this.limits.maxSessions) return false;
+    // Counting the new addresses is needed only when all of them being new would not fit.
+    if (this.byKey.size + entries.length > this.limits.maxSessions) {
+      let added = 0;
+      for (const entry of entries) if (!this.byKey.has(entry.session.key)) added++;
+      if (this.byKey.size + added > this.limits.maxSessions) return false;
+    }
     for (const entry of entries) {
       const previous = this.byKey.get(entry.session.key);
       if (previous !== undefined) this.remove(previous, 'replaced');
