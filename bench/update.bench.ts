@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ManagementClient } from '../api/management-client.ts';
-import { parseDuration } from '../api/duration.ts';
+import { parseDuration } from '../lib/duration.ts';
 import { LatencyHistogram } from '../cli/bench/histogram.ts';
 import { LoadGenerator, type LoadSample } from '../cli/bench/load.ts';
 import { UsageMonitor, localProcesses, type UsageDelta } from '../cli/bench/local-usage.ts';

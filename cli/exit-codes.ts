@@ -1,4 +1,4 @@
-import type { ResultCode, RunResult } from '../orchestrator/index.ts';
+import { ErrorCode, type ResultCode, type RunResult } from '../orchestrator/index.ts';
 
 /**
  * Exit statuses of relayctl: a script branches on these, so each number means one situation and never changes.
@@ -7,6 +7,8 @@ import type { ResultCode, RunResult } from '../orchestrator/index.ts';
 export const ExitCode = {
   Success: 0,
   Unexpected: 1,
+  /** kubectl exits 1 for NotFound too ("Error from server (NotFound)"). */
+  NotFound: 1,
   Usage: 2,
   TimedOut: 3,
   RolledBack: 4,
@@ -18,13 +20,13 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const EXIT_CODES: readonly { code: ExitCode; meaning: string }[] = [
   { code: ExitCode.Success, meaning: 'success' },
-  { code: ExitCode.Unexpected, meaning: 'unexpected error (a bug, or the platform failed outside an update)' },
+  { code: ExitCode.Unexpected, meaning: "error: the fleet was not found (kubectl's NotFound), the platform failed outside an update, or a bug" },
   { code: ExitCode.Usage, meaning: 'usage error: bad flag or argument, or the request was refused before anything was touched' },
   { code: ExitCode.TimedOut, meaning: 'timed out (the message says whether the fleet was rolled back)' },
   { code: ExitCode.RolledBack, meaning: 'failed and rolled back: the old set serves every session again' },
   { code: ExitCode.Failed, meaning: 'failed and NOT rolled back: run the same command again to continue, or abort/rollback' },
   { code: ExitCode.LockHeld, meaning: 'lock held: another update is running; nothing was touched' },
-  { code: ExitCode.Interrupted, meaning: 'interrupted by Ctrl-C before the command could finish cleanly' },
+  { code: ExitCode.Interrupted, meaning: 'interrupted (Ctrl-C) at a safe point: the record keeps the progress; run the command again to continue' },
 ];
 
 const BY_RESULT: Readonly<Record<ResultCode, ExitCode>> = {
@@ -37,8 +39,14 @@ const BY_RESULT: Readonly<Record<ResultCode, ExitCode>> = {
   refused: ExitCode.Usage,
 };
 
-export function exitCodeForResult(result: Pick<RunResult, 'code'>): ExitCode {
-  return BY_RESULT[result.code];
+/** A run the user stopped with Ctrl-C is "interrupted" (130), not "failed": nothing went wrong, the record waits. */
+export function exitCodeForResult(result: RunResult | Pick<RunResult, 'code'>): ExitCode {
+  return wasInterrupted(result) ? ExitCode.Interrupted : BY_RESULT[result.code];
+}
+
+export function wasInterrupted(result: RunResult | Pick<RunResult, 'code'>): boolean {
+  if (result.code !== 'failed' || !('error' in result)) return false;
+  return result.error.code === ErrorCode.Interrupted || result.rollbackError?.code === ErrorCode.Interrupted;
 }
 
 export function exitCodesHelp(): string {

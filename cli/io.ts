@@ -12,6 +12,8 @@ export interface OutputStream {
   readonly isTTY?: boolean;
   /** Terminal width, when known. */
   readonly columns?: number;
+  /** Terminal height, when known: a live view never draws more rows than this. */
+  readonly rows?: number;
 }
 
 /** Called on SIGINT/SIGTERM/SIGHUP; `count` is 1 for the first signal, 2 for the second (after which the process exits). */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../api/duration.ts';
+import { formatDuration, parseDuration } from '../lib/duration.ts';
 import { loadClientKeys } from './client-keys.ts';
 import { parsePeers, type PeerEntry } from './cluster/peers.ts';
 import type { DtlsLimits } from './dtls/adapter.ts';
@@ -85,8 +85,6 @@ export function hostPort(value: string): { host: string; port: number } {
   return { host: match[1] ?? match[2]!, port: port(match[3]!) };
 }
 
-const seconds = (ms: number): string => `${ms / 1000}s`;
-
 function peerList(value: string): PeerEntry[] {
   try {
     return parsePeers(value);
@@ -120,10 +118,10 @@ export function relaydCommand(): Command {
     .addOption(env(new Option('--client-keys <path>', 'allowed device public keys: a PEM file or a folder of .pem/.der files (default: any device with a key pair; devices without a key are always refused)'), 'CLIENT_KEYS'))
     .addOption(env(new Option('--max-sessions <n>', 'sessions held at most (live and parked)').default(DEFAULT_LIMITS.maxSessions).argParser(positiveInt), 'MAX_SESSIONS'))
     .addOption(env(new Option('--max-handshakes <n>', 'handshakes in progress at most').default(DEFAULT_LIMITS.maxHandshakes).argParser(positiveInt), 'MAX_HANDSHAKES'))
-    .addOption(env(new Option('--handshake-timeout <duration>', 'a handshake not finished by then is dropped').default(DEFAULT_LIMITS.handshakeTimeoutMs, seconds(DEFAULT_LIMITS.handshakeTimeoutMs)).argParser(duration), 'HANDSHAKE_TIMEOUT'))
+    .addOption(env(new Option('--handshake-timeout <duration>', 'a handshake not finished by then is dropped').default(DEFAULT_LIMITS.handshakeTimeoutMs, formatDuration(DEFAULT_LIMITS.handshakeTimeoutMs)).argParser(duration), 'HANDSHAKE_TIMEOUT'))
     .addOption(env(new Option('--handshake-rate-per-source <n>', 'new handshakes per second per source IP (burst twice that)').default(DEFAULT_LIMITS.handshakesPerSourcePerSecond).argParser(positiveInt), 'HANDSHAKE_RATE_PER_SOURCE'))
-    .addOption(env(new Option('--park-after <duration>', 'an idle session frees its native socket after this long').default(DEFAULT_LIMITS.parkAfterIdleMs, seconds(DEFAULT_LIMITS.parkAfterIdleMs)).argParser(duration), 'PARK_AFTER'))
-    .addOption(env(new Option('--session-expiry <duration>', 'an idle session is forgotten after this long').default(DEFAULT_LIMITS.expireAfterIdleMs, '24h').argParser(duration), 'SESSION_EXPIRY'))
+    .addOption(env(new Option('--park-after <duration>', 'an idle session frees its native socket after this long').default(DEFAULT_LIMITS.parkAfterIdleMs, formatDuration(DEFAULT_LIMITS.parkAfterIdleMs)).argParser(duration), 'PARK_AFTER'))
+    .addOption(env(new Option('--session-expiry <duration>', 'an idle session is forgotten after this long').default(DEFAULT_LIMITS.expireAfterIdleMs, formatDuration(DEFAULT_LIMITS.expireAfterIdleMs)).argParser(duration), 'SESSION_EXPIRY'))
     .addOption(env(new Option('--log-level <level>', 'fatal, error, warn, info, debug or trace').default('info').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), 'LOG_LEVEL'));
 }
 

@@ -5,11 +5,11 @@ import { LoadGenerator, type LoadSample, type StartupResult } from '../bench/loa
 import { formatShare, intervalJson, intervalLine, intervalOf, latencyLine, shareOfAnswered, windowLine, worstWindow, type Interval } from '../bench/report.ts';
 import { Sampler } from '../bench/sampler.ts';
 import { BenchError, localTarget, parseHostPort, probeTarget, readServerKey, type BenchTarget } from '../bench/target.ts';
-import { LiveBlock } from '../bench/view.ts';
-import { UsageError } from '../errors.ts';
+import { LiveBlock } from '../render/terminal.ts';
+import { UsageError, errorText } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { colorEnabled, isInteractive } from '../io.ts';
-import { elapsed, seconds } from '../render/format.ts';
+import { duration, elapsed } from '../render/format.ts';
 import { jsonLine } from '../render/json.ts';
 import { createStyle, type Style } from '../render/style.ts';
 import type { CommandContext } from './context.ts';
@@ -76,7 +76,7 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
     } catch (error) {
       if (!(error instanceof BenchError)) throw error;
       live?.close();
-      io.stderr.write(`relayctl: bench: ${error.message}\n`);
+      io.stderr.write(errorText(`bench: ${error.message}`, null));
       return error.exitCode;
     }
     load = await LoadGenerator.start({
@@ -96,7 +96,7 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
     let startupTicks = 0;
     const startupSampler = new Sampler(load, MAX_TICK_MS, (sample) => {
       const line = `start-up: ${sample.clients}/${flags.clients} clients connected (${sample.delta.handshakes} handshakes in the last second, ${sample.totals.handshakeFailures} failed)`;
-      if (live !== null) live.show([`${style.bold('relayctl bench')}  ${style.dim(seconds(performance.now() - startedAt))}`, `  ${line}`]);
+      if (live !== null) live.show([`${style.bold('relayctl bench')}  ${style.dim(duration(performance.now() - startedAt))}`, `  ${line}`]);
       else if (++startupTicks % STARTUP_LINE_EVERY === 0) say(line);
     }, () => undefined);
     startupSampler.start();
@@ -106,10 +106,10 @@ export async function benchCommand(ctx: CommandContext, flags: BenchFlags): Prom
     const atRunStart = await load.sample();
     if (startup.connected === 0) {
       live?.close();
-      io.stderr.write(`relayctl: bench: no client could handshake with ${target.host}:${target.port}${startup.lastError === null ? '' : `: ${startup.lastError.message}`}\n`);
+      io.stderr.write(errorText(`bench: no client could handshake with ${target.host}:${target.port}${startup.lastError === null ? '' : `: ${startup.lastError.message}`}`, null));
       return ExitCode.Unexpected;
     }
-    say(`start-up: ${startup.connected}/${flags.clients} clients connected in ${seconds(startup.durationMs)} (${Math.round(startup.connected / (startup.durationMs / 1000))} handshakes/s)` +
+    say(`start-up: ${startup.connected}/${flags.clients} clients connected in ${duration(startup.durationMs)} (${Math.round(startup.connected / (startup.durationMs / 1000))} handshakes/s)` +
       (startup.failed === 0 ? '' : `, ${startup.failed} handshakes failed (those devices try again during the run)`));
 
     // On a local cluster, where its CPU went during the measured run: relays, service, this load generator.
@@ -262,7 +262,7 @@ function statusLines(style: Style, sample: LoadSample, tickMs: number, elapsedMs
   const { delta } = sample;
   const p99 = sample.latency.percentileMs(99);
   return [
-    `${style.bold('relayctl bench')}  ${style.dim(`${seconds(elapsedMs)} of ${seconds(flags.duration)}`)}  ${sample.clients}/${flags.clients} clients`,
+    `${style.bold('relayctl bench')}  ${style.dim(`${duration(elapsedMs)} of ${duration(flags.duration)}`)}  ${sample.clients}/${flags.clients} clients`,
     `  now: ${Math.round(delta.answered / Math.max(0.001, tickMs / 1000))} reqs/s, ${delta.retransmissions} retransmissions, ` +
       `${delta.transmissionErrors === 0 ? '0' : style.bad(String(delta.transmissionErrors))} transmission errors, ${delta.handshakes} handshakes, ` +
       `p99 ${p99 === null ? '-' : `${p99.toFixed(1)} ms`}; ${sample.inFlight} in flight`,
@@ -357,12 +357,12 @@ function summaryText(summary: BenchSummary, run: MeasuredRun, style: Style): str
   const n = (value: number): string => value.toLocaleString('en-US');
   const rows: [string, string][] = [
     ['target', `${summary.target.host}:${summary.target.port} (${summary.target.kind === 'local' ? 'local cluster service' : '--target'}), ${n(summary.clients)} clients on ${summary.workers} worker threads, ${summary.payloadBytes}-byte requests, ${summary.rateCap === null ? 'no rate cap' : `rate cap ${n(summary.rateCap)}/s`}`],
-    ['start-up', `${n(startup.connected)}/${n(summary.clients)} clients connected in ${seconds(startup.durationMs)} (${n(startup.handshakesPerSecond)} handshakes/s)${startup.failed === 0 ? '' : `, ${style.bad(String(startup.failed))} handshakes failed`}`],
-    ['measured run', `${seconds(figures.durationMs)}: ${n(figures.requests)} requests answered (${n(figures.reqsPerSecond)} reqs/s), ${n(figures.retransmissions)} retransmissions (${formatShare(figures.retransmissionPercent)}), ` +
+    ['start-up', `${n(startup.connected)}/${n(summary.clients)} clients connected in ${duration(startup.durationMs)} (${n(startup.handshakesPerSecond)} handshakes/s)${startup.failed === 0 ? '' : `, ${style.bad(String(startup.failed))} handshakes failed`}`],
+    ['measured run', `${duration(figures.durationMs)}: ${n(figures.requests)} requests answered (${n(figures.reqsPerSecond)} reqs/s), ${n(figures.retransmissions)} retransmissions (${formatShare(figures.retransmissionPercent)}), ` +
       `${mark(figures.transmissionErrors)} transmission errors (${formatShare(figures.transmissionErrorPercent)}), ${figures.handshakes} handshakes`],
     ['round trip', latencyLine(figures.latency)],
     ['worst interval', windowLine(worstWindow(run.intervals, 1))],
-    ['in flight at the end', `${n(figures.answeredAfterEnd)} answered within ${seconds(STOP_GRACE_MS)}, ${mark(figures.unanswered)} unanswered`],
+    ['in flight at the end', `${n(figures.answeredAfterEnd)} answered within ${duration(STOP_GRACE_MS)}, ${mark(figures.unanswered)} unanswered`],
     ['load generator', `event-loop delay at most ${summary.loadGenerator.loopDelayMaxMs} ms; worker threads busy ${summary.loadGenerator.utilization.map((value) => `${Math.round(value * 100)}%`).join(', ')}`],
   ];
   if (summary.cpu !== null) {

@@ -1,16 +1,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readStatus, runUpdate, type MovedOrdinal, type Platform, type RunResult, type UpdateEvent, type UpdateStatus } from '../../orchestrator/index.ts';
+import { readStatus, runUpdate, type Platform, type UpdateEvent } from '../../orchestrator/index.ts';
 import { VERSION } from '../../relay/version.ts';
 import { DeviceFleet, type FleetCounters } from '../devices/fleet.ts';
 import { UsageError } from '../errors.ts';
 import { ExitCode, exitCodeForResult } from '../exit-codes.ts';
 import { colorEnabled, isInteractive, schedule, type Io } from '../io.ts';
-import { bytes, elapsed, millis, percent, seconds, table } from '../render/format.ts';
+import { demoSummaryLines, summarize, type DemoSummary } from '../render/demo-summary.ts';
+import { ELAPSED_WIDTH, duration, elapsed } from '../render/format.ts';
 import { jsonLine } from '../render/json.ts';
 import { createStyle, type Style } from '../render/style.ts';
-import type { LocalClusterInfo, LocalPlatformModule } from '../platforms.ts';
+import type { LocalPlatformModule } from '../platforms.ts';
 import type { CommandContext } from './context.ts';
 import { printResult, runOrchestrated } from './orchestrated.ts';
 
@@ -30,7 +31,7 @@ const STOP_GRACE_MS = 10_000;
 const DRAIN_QUIET_MS = 2000;
 /** Devices that keep talking keep their conntrack entries (and so their old relay): the drain ends by this timeout. */
 const DRAIN_TIMEOUT_MS = 5000;
-const UPDATE_TIMEOUT_MS = 120_000;
+export const DEMO_UPDATE_TIMEOUT_MS = 120_000;
 const DEVICE_LINE_EVERY_MS = 5000;
 
 /**
@@ -51,7 +52,7 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
   // Off a terminal every line carries the seconds since the start, like the progress lines.
   const say = (text: string): void => {
     if (globals.output !== 'text') return;
-    io.stderr.write(isInteractive(io, io.stderr) ? `${text}\n` : `${elapsed(io.clock.now() - demoStartedAt).padStart(5)}  ${text}\n`);
+    io.stderr.write(isInteractive(io, io.stderr) ? `${text}\n` : `${elapsed(io.clock.now() - demoStartedAt).padStart(ELAPSED_WIDTH)}  ${text}\n`);
   };
   const local = await ctx.platforms.local();
   const stateDir = await mkdtemp(join(tmpdir(), 'relayctl-demo-'));
@@ -79,17 +80,21 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
     fleet = new DeviceFleet({ host: info.service.address, port: info.service.port, serverPublicKey: info.serverPublicKey, devices: flags.devices, requestIntervalMs: flags.requestInterval });
     const connectStarted = io.clock.now();
     await fleet.connect();
-    say(`connected ${flags.devices} devices in ${seconds(io.clock.now() - connectStarted)}; each sends a request, then the next one about ${seconds(flags.requestInterval)} after the answer`);
+    say(`connected ${flags.devices} devices in ${duration(io.clock.now() - connectStarted)}; each sends a request, then the next one about ${duration(flags.requestInterval)} after the answer`);
     checkStopped(stop.signal);
     fleet.start();
-    const deviceLines = startDeviceLines(io, globals.output, fleet, style, demoStartedAt);
+    // Handshakes after everyone connected are the ones a user watches for.
+    const connected = fleet.snapshot();
+    const deviceLines = startDeviceLines(io, globals.output, fleet, connected, style, demoStartedAt);
     try {
       await io.clock.sleep(WARM_UP_MS, stop.signal);
       platform = await local.openLocalPlatform(options);
       const before = await readStatus(globals.name, platform, { relays: true });
-      say(`updating to relay:${VERSION}-next; devices keep their flows on the old relays (conntrack), so the old relays forward stragglers until the drain ends (${seconds(DRAIN_TIMEOUT_MS)} here)`);
+      say(`updating to relay:${VERSION}-next; devices keep their flows on the old relays (conntrack), so the old relays forward stragglers until the drain ends (${duration(DRAIN_TIMEOUT_MS)} here)`);
 
       const forwarded = new Map<string, number>();
+      // Read and opened in the same tick: nothing is sent or answered in between.
+      const inFlightAtStart = fleet.inFlight;
       const window = fleet.openWindow();
       const activeFleet = fleet;
       const { result } = await runOrchestrated(
@@ -101,7 +106,7 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
               owner: ctx.owner,
               image: `relay:${VERSION}-next`,
               drainQuietMs: DRAIN_QUIET_MS,
-              timeouts: { overallMs: globals.timeoutMs ?? UPDATE_TIMEOUT_MS, drainMs: DRAIN_TIMEOUT_MS },
+              timeouts: { overallMs: globals.timeoutMs ?? DEMO_UPDATE_TIMEOUT_MS, drainMs: DRAIN_TIMEOUT_MS },
             },
             target,
             (event: UpdateEvent) => {
@@ -110,22 +115,23 @@ export async function demoCommand(ctx: CommandContext, flags: DemoFlags): Promis
             },
             runOptions,
           ),
-        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, style)], origin: demoStartedAt, printResult: false },
+        { platform: platform, signal: stop.signal, footer: () => [deviceLine(activeFleet, connected, style)], origin: demoStartedAt, printResult: false },
       );
       const during = window.close();
+      const inFlight = { atStart: inFlightAtStart, atEnd: fleet.inFlight };
       // An interrupted update's "run it again" advice makes no sense here: the cluster is about to go.
       checkStopped(stop.signal);
       if (globals.output === 'text') printResult(ctx, result);
 
       if (result.code === 'succeeded') {
-        say(`devices keep running on the new set for ${seconds(COOL_DOWN_MS)}`);
+        say(`devices keep running on the new set for ${duration(COOL_DOWN_MS)}`);
         await io.clock.sleep(COOL_DOWN_MS, stop.signal);
       }
       const after = await readStatus(globals.name, platform, { relays: true });
       deviceLines.stop();
       const { unanswered } = await fleet.stop(STOP_GRACE_MS);
       const whole = fleet.snapshot();
-      const summary = summarize({ result, whole, during, unanswered, before, after, forwarded, devices: flags.devices, info });
+      const summary = summarize({ result, whole, during, inFlight, unanswered, before, after, forwarded, devices: flags.devices, service: info.service });
       writeSummary(io, globals.output, summary, createStyle(colorEnabled(io, io.stdout, globals.color)));
       if (result.code !== 'succeeded') return exitCodeForResult(result);
       return summary.devicesNoticed ? ExitCode.Unexpected : ExitCode.Success;
@@ -158,21 +164,30 @@ async function teardown(io: Io, local: LocalPlatformModule, options: { stateDir:
   }
 }
 
-function deviceLine(fleet: DeviceFleet, style: Style): string {
+/**
+ * The devices' figures in one line, what a user watches first: errors and new handshakes (after everyone
+ * connected) come first so they stay visible on an 80-column terminal, where the line may be cut.
+ */
+export function deviceLine(fleet: Pick<DeviceFleet, 'connected' | 'size' | 'snapshot'>, connected: FleetCounters, style: Style): string {
   const counters = fleet.snapshot();
-  const errors = counters.transmissionErrors === 0 ? '0 errors' : style.bad(`${counters.transmissionErrors} errors`);
-  return `devices: ${fleet.connected}/${fleet.size} connected  ${counters.requests} requests  ${counters.answered} answered  ${counters.retransmissions} retransmissions  ${errors}  ${counters.handshakes} handshakes`;
+  const errors = counters.transmissionErrors;
+  const handshakes = counters.handshakes - connected.handshakes;
+  return (
+    `devices ${fleet.connected}/${fleet.size}  ${errors === 0 ? 'errors 0' : style.bad(`errors ${errors}`)}  ` +
+    `${handshakes === 0 ? 'new handshakes 0' : style.bad(`new handshakes ${handshakes}`)}  retransmissions ${counters.retransmissions}  ` +
+    `requests ${counters.requests}  answered ${counters.answered}`
+  );
 }
 
 /** Off a terminal the live footer does not exist: a device line every few seconds instead (JSON lines with -o json). */
-function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, style: Style, startedAt: number): { stop(): void } {
+function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, connected: FleetCounters, style: Style, startedAt: number): { stop(): void } {
   if (output === 'text' && isInteractive(io, io.stderr)) return { stop: () => undefined };
   let cancel: (() => void) | null = null;
   let stopped = false;
   const tick = (): void => {
     if (stopped) return;
     if (output === 'json') io.stdout.write(`${jsonLine({ type: 'devices', at: io.clock.now(), time: new Date(io.clock.now()).toISOString(), connected: fleet.connected, ...fleet.snapshot() })}\n`);
-    else io.stderr.write(`${elapsed(io.clock.now() - startedAt).padStart(5)}  ${deviceLine(fleet, style)}\n`);
+    else io.stderr.write(`${elapsed(io.clock.now() - startedAt).padStart(ELAPSED_WIDTH)}  ${deviceLine(fleet, connected, style)}\n`);
     cancel = schedule(io.clock, DEVICE_LINE_EVERY_MS, tick);
   };
   tick();
@@ -184,125 +199,7 @@ function startDeviceLines(io: Io, output: 'text' | 'json', fleet: DeviceFleet, s
   };
 }
 
-type Moved = Pick<MovedOrdinal, 'source' | 'target' | 'sessions' | 'bytes' | 'pauseMs'>;
-
-interface SetFigures {
-  set: string;
-  relays: number;
-  sessionsBefore: number | null;
-  sessionsAfter: number | null;
-  handedOver: number;
-  bytes: number;
-  maxPauseMs: number | null;
-  received: number;
-  forwarded: number;
-}
-
-export interface DemoSummary {
-  type: 'demo-summary';
-  updateCode: RunResult['code'];
-  updateDurationMs: number;
-  devices: number;
-  whole: FleetCounters;
-  during: FleetCounters;
-  unanswered: number;
-  sets: SetFigures[];
-  /** Any error, handshake during the update, or unanswered request. */
-  devicesNoticed: boolean;
-  service: { address: string; port: number };
-}
-
-function sessionsOf(status: UpdateStatus, set: string): number | null {
-  const found = status.sets.find((candidate) => candidate.set.name === set);
-  if (found === undefined) return null;
-  return found.pods.reduce((sum, pod) => sum + (found.relays?.[pod.name]?.sessions ?? 0), 0);
-}
-
-function summarize(input: {
-  result: RunResult;
-  whole: FleetCounters;
-  during: FleetCounters;
-  unanswered: number;
-  before: UpdateStatus;
-  after: UpdateStatus;
-  forwarded: Map<string, number>;
-  devices: number;
-  info: LocalClusterInfo;
-}): DemoSummary {
-  const { result, before, after } = input;
-  const moved: Moved[] = result.code === 'succeeded' ? result.moved : Object.values(result.record?.handedOver ?? {}).filter((entry) => entry.state === 'done');
-  const names = [...new Set([...before.sets, ...after.sets].map((entry) => entry.set.name))].sort();
-  const sets: SetFigures[] = names.map((set) => {
-    const out = moved.filter((entry) => entry.source.startsWith(`${set}-`));
-    const pauses = out.map((entry) => entry.pauseMs).filter((pause): pause is number => pause !== null);
-    const replicas = [...before.sets, ...after.sets].find((entry) => entry.set.name === set)?.set.replicas ?? 0;
-    return {
-      set,
-      relays: replicas,
-      sessionsBefore: sessionsOf(before, set),
-      sessionsAfter: sessionsOf(after, set),
-      handedOver: out.reduce((sum, entry) => sum + (entry.sessions ?? 0), 0),
-      bytes: out.reduce((sum, entry) => sum + (entry.bytes ?? 0), 0),
-      maxPauseMs: pauses.length === 0 ? null : Math.max(...pauses),
-      received: moved.filter((entry) => entry.target.startsWith(`${set}-`)).reduce((sum, entry) => sum + (entry.sessions ?? 0), 0),
-      forwarded: [...input.forwarded].filter(([pod]) => pod.startsWith(`${set}-`)).reduce((sum, [, count]) => sum + count, 0),
-    };
-  });
-  // Sets of the same fleet exist in order a, b; the new one may have been created after `before`.
-  const noticed = input.whole.transmissionErrors > 0 || input.during.handshakes > 0 || input.during.handshakeFailures > 0 || input.unanswered > 0 || input.whole.sessionsLost > 0;
-  return {
-    type: 'demo-summary',
-    updateCode: result.code,
-    updateDurationMs: result.durationMs,
-    devices: input.devices,
-    whole: input.whole,
-    during: input.during,
-    unanswered: input.unanswered,
-    sets,
-    devicesNoticed: noticed,
-    service: input.info.service,
-  };
-}
-
 function writeSummary(io: Io, output: 'text' | 'json', summary: DemoSummary, style: Style): void {
-  if (output === 'json') {
-    io.stdout.write(`${jsonLine({ ...summary, at: io.clock.now(), time: new Date(io.clock.now()).toISOString() })}\n`);
-    return;
-  }
-  const { whole, during } = summary;
-  const mark = (value: number): string => (value === 0 ? style.ok('0') : style.bad(String(value)));
-  const rows = [
-    ['what the devices saw', 'whole run', 'during the update'].map((cell) => style.dim(cell)),
-    ['requests', String(whole.requests), String(during.requests)],
-    ['answered', String(whole.answered), String(during.answered)],
-    ['retransmissions', `${whole.retransmissions} (${percent(whole.retransmissions, whole.requests)})`, `${during.retransmissions} (${percent(during.retransmissions, during.requests)})`],
-    ['transmission errors', mark(whole.transmissionErrors), mark(during.transmissionErrors)],
-    ['handshakes', String(whole.handshakes), mark(during.handshakes)],
-    ['handshake failures', mark(whole.handshakeFailures), mark(during.handshakeFailures)],
-    ['sessions ended by a relay', mark(whole.sessionsLost), mark(during.sessionsLost)],
-    ['duplicate answers', String(whole.duplicates), String(during.duplicates)],
-    ['mean answer time', millis(whole.answered === 0 ? null : whole.latencySumMs / whole.answered), millis(during.answered === 0 ? null : during.latencySumMs / during.answered)],
-    ['slowest answer', millis(whole.latencyMaxMs), millis(during.latencyMaxMs)],
-    ['unanswered at the end', mark(summary.unanswered), ''],
-  ];
-  const setRows = [
-    ['set', 'relays', 'sessions before', 'sessions after', 'handed over', 'state moved', 'longest pause', 'received', 'stragglers forwarded'].map((cell) => style.dim(cell)),
-    ...summary.sets.map((set) => [
-      set.set,
-      String(set.relays),
-      set.sessionsBefore === null ? '-' : String(set.sessionsBefore),
-      set.sessionsAfter === null ? 'gone' : String(set.sessionsAfter),
-      String(set.handedOver),
-      set.bytes === 0 ? '-' : bytes(set.bytes),
-      millis(set.maxPauseMs).replace('?', '-'),
-      String(set.received),
-      String(set.forwarded),
-    ]),
-  ];
-  const verdict = summary.updateCode !== 'succeeded'
-    ? style.bad(`the update did not succeed (${summary.updateCode})`)
-    : summary.devicesNoticed
-      ? style.bad('the update succeeded, but the devices noticed (see the red figures)')
-      : style.ok(`the update succeeded in ${seconds(summary.updateDurationMs)} and no device noticed: 0 handshakes and 0 errors during the update`);
-  io.stdout.write(['', ...table(rows, { right: [1, 2] }), '', ...table(setRows, { right: [1, 2, 3, 4, 5, 6, 7, 8] }), '', verdict, ''].join('\n'));
+  if (output === 'json') io.stdout.write(`${jsonLine({ ...summary, at: io.clock.now(), time: new Date(io.clock.now()).toISOString() })}\n`);
+  else io.stdout.write(`${demoSummaryLines(summary, style).join('\n')}\n`);
 }

@@ -26,7 +26,7 @@ export async function deployCommand(ctx: CommandContext, flags: DeployFlags): Pr
   const { io, globals } = ctx;
   const what = `${flags.replicas} relays (image ${flags.image}) as ${globals.name}-a in ${globals.stateDir}`;
   if (globals.dryRun) {
-    if (globals.output === 'json') io.stdout.write(`${jsonLine({ dryRun: true, command: 'deploy', name: globals.name, stateDir: globals.stateDir, replicas: flags.replicas, image: flags.image })}\n`);
+    if (globals.output === 'json') io.stdout.write(`${jsonLine({ dryRun: globals.dryRun, command: 'deploy', name: globals.name, stateDir: globals.stateDir, replicas: flags.replicas, image: flags.image })}\n`);
     else io.stdout.write(`dry run: would deploy ${what}\nnothing was changed\n`);
     return ExitCode.Success;
   }

@@ -1,19 +1,21 @@
-import { formatDuration } from '../../api/duration.ts';
+import { formatDuration } from '../../lib/duration.ts';
 import { readStatus, type UpdateStatus } from '../../orchestrator/index.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { colorEnabled } from '../io.ts';
 import { jsonLine } from '../render/json.ts';
 import { createStyle } from '../render/style.ts';
+import type { DryRunMode } from '../options.ts';
 import type { CommandContext } from './context.ts';
 
 /**
  * --dry-run for update, abort and rollback: reads the fleet (no lock, no writes) and says what the command would
  * do or why it would be refused. The real run checks the same rules again under the lock, so a dry run that
- * passes is a good sign, not a promise.
+ * passes is a good sign, not a promise. In server mode the platform is opened with dryRun=server, so whatever it
+ * sends is checked by the API server and not persisted (platforms.ts); the local platform refuses that mode.
  */
 
 export interface DryRunVerdict {
-  dryRun: true;
+  dryRun: DryRunMode;
   command: 'update' | 'abort' | 'rollback';
   name: string;
   /** would-run: the command would act; nothing-to-do: it would succeed without acting; refused / lock-held: it would stop. */
@@ -45,13 +47,14 @@ export async function dryRun(
       : status.recordError !== null
         ? { verdict: 'refused', message: `the update record cannot be read: ${status.recordError.message}` }
         : decide(status);
-  const verdict: DryRunVerdict = { dryRun: true, command, name: ctx.globals.name, ...decided };
+  const mode = ctx.globals.dryRun ?? 'client';
+  const verdict: DryRunVerdict = { dryRun: mode, command, name: ctx.globals.name, ...decided };
   if (ctx.globals.output === 'json') {
     ctx.io.stdout.write(`${jsonLine(verdict)}\n`);
   } else {
     const style = createStyle(colorEnabled(ctx.io, ctx.io.stdout, ctx.globals.color));
     const label = verdict.verdict === 'refused' || verdict.verdict === 'lock-held' ? style.bad(`would be ${verdict.verdict === 'refused' ? 'refused' : 'stopped (lock held)'}`) : style.ok(verdict.verdict === 'would-run' ? 'would run' : 'nothing to do');
-    ctx.io.stdout.write(`dry run: ${command} ${verdict.name} ${label}: ${verdict.message}\nnothing was changed\n`);
+    ctx.io.stdout.write(`dry run${mode === 'server' ? ' (server)' : ''}: ${command} ${verdict.name} ${label}: ${verdict.message}\nnothing was changed\n`);
   }
   return verdictCode(verdict.verdict);
 }

@@ -1,8 +1,8 @@
 import { readStatus, type UpdateStatus } from '../../orchestrator/index.ts';
-import { UsageError } from '../errors.ts';
+import { NotFoundError, UsageError } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
 import { colorEnabled, isInteractive } from '../io.ts';
-import { elapsed } from '../render/format.ts';
+import { ELAPSED_WIDTH, elapsed } from '../render/format.ts';
 import { jsonLine, jsonReplacer } from '../render/json.ts';
 import { statusLines, statusSummary } from '../render/status.ts';
 import { createStyle } from '../render/style.ts';
@@ -21,7 +21,8 @@ export const WATCH_INTERVAL_MS = 1000;
  * progress until it ends (like `kubectl argo rollouts status`) and exits with what the update came to.
  *
  * Exit: 0; 5 when the recorded update failed and waits for a rerun, abort or rollback; with --watch of an update
- * in progress, 4 when it ended rolled back or aborted, 3 when --timeout passed first.
+ * in progress, 4 when it ended rolled back or aborted, 3 when --timeout passed first; 1 (NotFound, as kubectl)
+ * when the fleet does not exist.
  */
 export async function statusCommand(ctx: CommandContext, flags: StatusFlags): Promise<ExitCode> {
   const { io, globals } = ctx;
@@ -38,7 +39,12 @@ async function show(ctx: CommandContext, flags: StatusFlags, read: () => Promise
   const { io, globals } = ctx;
   const first = await read();
   if (first.sets.length === 0 && first.update === null) {
-    throw new UsageError(`no fleet "${globals.name}" on ${first.platform} (state dir ${globals.stateDir}): neither ${globals.name}-a nor ${globals.name}-b exists; deploy it first or check --name and --state-dir`);
+    // Found by name (fleet.ts) but with neither set: deleted by hand, or a deploy that never finished.
+    const listing = await ctx.platforms.fleets(globals);
+    throw new NotFoundError(
+      `fleet "${globals.name}" not found on ${first.platform} (${listing.where}): neither ${globals.name}-a nor ${globals.name}-b exists`,
+      `Deploy it with "${listing.deployCommand(globals.name)}".`,
+    );
   }
   if (!flags.watch) {
     if (globals.output === 'json') io.stdout.write(`${JSON.stringify(first, jsonReplacer, 2)}\n`);
@@ -69,7 +75,7 @@ async function watch(ctx: CommandContext, first: UpdateStatus, read: () => Promi
         const text = globals.output === 'json' ? jsonLine(status) : statusSummary(status);
         if (text !== last) {
           last = text;
-          io.stdout.write(globals.output === 'json' ? `${text}\n` : `${elapsed(io.clock.now() - startedAt).padStart(5)}  ${text}\n`);
+          io.stdout.write(globals.output === 'json' ? `${text}\n` : `${elapsed(io.clock.now() - startedAt).padStart(ELAPSED_WIDTH)}  ${text}\n`);
         }
       }
       if (!status.inProgress) break;

@@ -1,4 +1,4 @@
-import { DEFAULT_TIMEOUTS, runUpdate, type Timeouts, type UpdateSpec } from '../../orchestrator/index.ts';
+import { runUpdate, type Timeouts, type UpdateSpec } from '../../orchestrator/index.ts';
 import type { ExitCode } from '../exit-codes.ts';
 import type { CommandContext } from './context.ts';
 import { decideUpdate, dryRun } from './dry-run.ts';
@@ -6,20 +6,20 @@ import { runOrchestrated } from './orchestrated.ts';
 
 export interface UpdateFlags {
   image: string;
-  maxParallel?: number;
+  maxParallel: number;
   drainQuiet: number;
-  drainTimeout?: number;
+  drainTimeout: number;
   /** False with --no-rollback. */
   rollback: boolean;
   force: boolean;
 }
 
 export const DEFAULT_DRAIN_QUIET_MS = 10_000;
+export const DEFAULT_MAX_PARALLEL = 1;
 
-export function updateSpec(ctx: CommandContext, flags: UpdateFlags): UpdateSpec {
-  const timeouts: Partial<Timeouts> = {};
+function updateSpec(ctx: CommandContext, flags: UpdateFlags): UpdateSpec {
+  const timeouts: Partial<Timeouts> = { drainMs: flags.drainTimeout };
   if (ctx.globals.timeoutMs !== null) timeouts.overallMs = ctx.globals.timeoutMs;
-  if (flags.drainTimeout !== undefined) timeouts.drainMs = flags.drainTimeout;
   return {
     name: ctx.globals.name,
     owner: ctx.owner,
@@ -27,24 +27,24 @@ export function updateSpec(ctx: CommandContext, flags: UpdateFlags): UpdateSpec 
     force: flags.force,
     noRollback: !flags.rollback,
     drainQuietMs: flags.drainQuiet,
-    ...(flags.maxParallel === undefined ? {} : { maxParallel: flags.maxParallel }),
-    ...(Object.keys(timeouts).length === 0 ? {} : { timeouts }),
+    maxParallel: flags.maxParallel,
+    timeouts,
   };
 }
 
 export async function updateCommand(ctx: CommandContext, flags: UpdateFlags): Promise<ExitCode> {
-  const spec = updateSpec(ctx, flags);
-  if (ctx.globals.dryRun) {
+  if (ctx.globals.dryRun !== null) {
     return dryRun(ctx, 'update', (status) =>
       decideUpdate(status, {
-        image: spec.image,
-        force: spec.force ?? false,
-        maxParallel: spec.maxParallel ?? 1,
-        drainQuietMs: spec.drainQuietMs ?? DEFAULT_DRAIN_QUIET_MS,
-        drainMs: spec.timeouts?.drainMs ?? DEFAULT_TIMEOUTS.drainMs,
+        image: flags.image,
+        force: flags.force,
+        maxParallel: flags.maxParallel,
+        drainQuietMs: flags.drainQuiet,
+        drainMs: flags.drainTimeout,
       }),
     );
   }
+  const spec = updateSpec(ctx, flags);
   const { code } = await runOrchestrated(ctx, (platform, observer, options) => runUpdate(spec, platform, observer, options));
   return code;
 }

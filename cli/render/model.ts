@@ -1,6 +1,7 @@
 import {
   FORWARD_STEPS,
   ROLLBACK_STEPS,
+  Reason,
   type Command,
   type Direction,
   type PodPhase,
@@ -23,9 +24,26 @@ export interface StepRow {
   direction: Direction;
   status: StepStatus;
   durationMs: number | null;
-  /** What the running step waits for, the last retry, or why it failed. */
+  /** Why the step failed, or that an earlier run did it. */
   note: string | null;
+  /** What the running step waits for now, oldest first: one per ordinal (or the whole step), each gone once it happened. */
+  waits: WaitNote[];
 }
+
+export interface WaitNote {
+  /** The ordinal waiting, or null for the step as a whole. */
+  ordinal: number | null;
+  /** Reason constant of the wait (orchestrator status.ts), or 'Retry'. */
+  reason: string;
+  text: string;
+}
+
+/**
+ * Waits whose message describes a pod's state ("relay-b-0 is Pending, not running yet"): the orchestrator says
+ * again when it still waits after that pod changed, so a change of the pod ends them. The other waits (readiness
+ * of both pods, a restore in flight) end when their ordinal moved or the step ended.
+ */
+const ENDED_BY_POD_CHANGE: readonly string[] = [Reason.PodNotRunning, Reason.RelayUnreachable, Reason.TargetNotAwaitingRestore, Reason.PodsTerminating];
 
 export interface PodRow {
   name: string;
@@ -62,7 +80,7 @@ function plannedSteps(command: Command): StepRow[] {
 }
 
 function row(step: RunStep, direction: Direction): StepRow {
-  return { step, direction, status: 'pending', durationMs: null, note: null };
+  return { step, direction, status: 'pending', durationMs: null, note: null, waits: [] };
 }
 
 const UNRECORDED: readonly RunStep[] = ['preflight', 'lock', 'release'];
@@ -104,6 +122,7 @@ export class ProgressModel {
         const step = this.#stepRow(event.step, event.direction);
         step.status = 'running';
         step.note = null;
+        step.waits = [];
         if (!UNRECORDED.includes(event.step)) this.direction = event.direction;
         break;
       }
@@ -112,14 +131,19 @@ export class ProgressModel {
         step.status = 'done';
         step.durationMs = event.durationMs;
         step.note = null;
+        step.waits = [];
         break;
       }
-      case 'waiting':
-        this.#noteRunning(event.step, event.ordinal === null ? event.message : `ordinal ${event.ordinal}: ${event.message}`);
+      case 'waiting': {
+        const text = event.ordinal === null || event.message.startsWith(`ordinal ${event.ordinal}:`) ? event.message : `ordinal ${event.ordinal}: ${event.message}`;
+        this.#waitRunning(event.step, { ordinal: event.ordinal, reason: event.reason, text });
         break;
-      case 'retry':
-        this.#noteRunning(event.step, `retry ${event.attempt} of ${event.operation}: ${event.error.message}`);
+      }
+      case 'retry': {
+        const pod = event.operation.split(' ').at(-1) ?? '';
+        this.#waitRunning(event.step, { ordinal: this.#ordinalOf(pod), reason: 'Retry', text: `retry ${event.attempt} of ${event.operation}: ${event.error.message}` });
         break;
+      }
       case 'warning':
         this.#note(event.at, 'warning', event.message);
         break;
@@ -129,6 +153,7 @@ export class ProgressModel {
         if (step !== undefined) {
           step.status = 'failed';
           step.note = event.error.message;
+          step.waits = [];
         }
         break;
       }
@@ -137,6 +162,9 @@ export class ProgressModel {
         break;
       case 'pod-changed': {
         const pod = this.#podRow(event.pod, event.set, event.ordinal);
+        if (pod.phase !== event.phase || pod.ready !== event.ready || pod.relayState !== event.relayState) {
+          this.#endWaits((wait) => ENDED_BY_POD_CHANGE.includes(wait.reason) && (wait.ordinal === event.ordinal || wait.text.includes(event.pod)));
+        }
         pod.phase = event.phase;
         pod.ready = event.ready;
         pod.relayState = event.relayState;
@@ -159,6 +187,7 @@ export class ProgressModel {
           target.lastMove = 'in';
         }
         this.#moved.set(`${event.direction}/${event.ordinal}`, sessions);
+        this.#endWaits((wait) => wait.ordinal === event.ordinal);
         break;
       }
       case 'drain-progress': {
@@ -173,7 +202,12 @@ export class ProgressModel {
           if (step.status === 'running') step.status = event.result.code === 'succeeded' ? 'done' : 'failed';
         }
         break;
-      case 'labels-changed':
+      case 'labels-changed': {
+        // The relabelling a wait announced is done; what comes next (a restore) has no wait of its own.
+        const ordinal = this.#ordinalOf(event.pod);
+        this.#endWaits((wait) => wait.ordinal !== null && wait.ordinal === ordinal);
+        break;
+      }
       case 'condition':
         break;
     }
@@ -255,9 +289,24 @@ export class ProgressModel {
     return found;
   }
 
-  #noteRunning(step: RunStep, note: string): void {
+  /** A wait of the running step: replaces the one of the same ordinal. */
+  #waitRunning(step: RunStep, wait: WaitNote): void {
     const running = this.steps.find((candidate) => candidate.step === step && candidate.status === 'running');
-    if (running !== undefined) running.note = note;
+    if (running === undefined) return;
+    running.waits = [...running.waits.filter((open) => open.ordinal !== wait.ordinal), wait];
+  }
+
+  #endWaits(ended: (wait: WaitNote) => boolean): void {
+    for (const step of this.steps) {
+      if (step.status === 'running' && step.waits.some(ended)) step.waits = step.waits.filter((wait) => !ended(wait));
+    }
+  }
+
+  #ordinalOf(pod: string): number | null {
+    const known = this.pods.get(pod);
+    if (known !== undefined) return known.ordinal;
+    const match = /-(\d+)$/.exec(pod);
+    return match === null ? null : Number(match[1]);
   }
 
   /** A rerun picks up at `step`: the recorded steps before it were done by an earlier run. */

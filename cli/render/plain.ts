@@ -1,13 +1,13 @@
 import type { UpdateEvent } from '../../orchestrator/index.ts';
 import type { OutputStream } from '../io.ts';
-import { bytes, elapsed, millis, seconds } from './format.ts';
+import { ELAPSED_WIDTH, bytes, duration, elapsed } from './format.ts';
 import { ProgressModel } from './model.ts';
 import type { ProgressRenderer } from './progress.ts';
 import type { Style } from './style.ts';
 
 /**
  * Progress for logs and pipes: one line per change, prefixed with the seconds since the start, e.g.
- * `12 s  a: 3 ready  b: 2 of 3 ready  sessions handed over 2816/4000`. Steps, waits, retries, warnings and errors
+ * `   12s  a: 3 ready  b: 2 of 3 ready  sessions handed over 2816/4000`. Steps, waits, retries, warnings and errors
  * get their own lines; the summary line is printed again only when its text changed.
  */
 export class PlainRenderer implements ProgressRenderer {
@@ -40,7 +40,7 @@ export class PlainRenderer implements ProgressRenderer {
 
   #line(text: string): void {
     const start = this.#origin ?? this.model.startedAt ?? 0;
-    this.#stream.write(`${elapsed((this.model.lastAt ?? start) - start).padStart(5)}  ${text}\n`);
+    this.#stream.write(`${elapsed((this.model.lastAt ?? start) - start).padStart(ELAPSED_WIDTH)}  ${text}\n`);
   }
 
   #describe(event: UpdateEvent): string | null {
@@ -54,12 +54,12 @@ export class PlainRenderer implements ProgressRenderer {
         return `${event.step}: started`;
       case 'step-finished': {
         const stragglers = (event.step === 'drain' || event.step === 'drain-back') && this.model.stragglers() > 0 ? `; ${this.model.stragglers()} stragglers forwarded` : '';
-        return `${event.step}: ${style.ok('done')} in ${seconds(event.durationMs)}${stragglers}`;
+        return `${event.step}: ${style.ok('done')} in ${duration(event.durationMs)}${stragglers}`;
       }
       case 'waiting':
         return `${event.step}: waiting${event.ordinal === null ? '' : ` (ordinal ${event.ordinal})`}: ${event.message}`;
       case 'retry':
-        return `${event.step}: ${style.warn('retry')} ${event.attempt} of ${event.operation} in ${millis(event.delayMs)}: ${event.error.message}`;
+        return `${event.step}: ${style.warn('retry')} ${event.attempt} of ${event.operation} in ${duration(event.delayMs)}: ${event.error.message}`;
       case 'warning':
         return `${event.step}: ${style.warn('warning')}: ${event.message}`;
       case 'error':
@@ -69,8 +69,8 @@ export class PlainRenderer implements ProgressRenderer {
       case 'ordinal-moved': {
         const figures = [
           event.bytes === null ? null : bytes(event.bytes),
-          event.durationMs === null ? null : `in ${millis(event.durationMs)}`,
-          event.pauseMs === null ? null : `devices paused ${millis(event.pauseMs)}`,
+          event.durationMs === null ? null : `in ${duration(event.durationMs)}`,
+          event.pauseMs === null ? null : `devices paused ${duration(event.pauseMs)}`,
           event.skipped ? `${event.skipped} skipped` : null,
           event.inferred ? 'figures read back from the relays' : null,
         ].filter((part) => part !== null);

@@ -1,5 +1,7 @@
 import type { MovedOrdinal, RunResult } from '../../orchestrator/index.ts';
-import { bytes, millis, seconds } from './format.ts';
+import { wasInterrupted } from '../exit-codes.ts';
+import { DEFAULT_NAME } from '../options.ts';
+import { bytes, duration } from './format.ts';
 import type { Style } from './style.ts';
 
 /**
@@ -7,7 +9,7 @@ import type { Style } from './style.ts';
  * now, and what to run next.
  */
 export function describeResult(result: RunResult, style: Style): string[] {
-  const took = `in ${seconds(result.durationMs)}`;
+  const took = `in ${duration(result.durationMs)}`;
   const record = result.record;
   switch (result.code) {
     case 'succeeded':
@@ -41,6 +43,9 @@ export function describeResult(result: RunResult, style: Style): string[] {
           : `rolled back: ${record?.from ?? 'the old set'} serves every session again`,
       ];
     case 'failed':
+      if (wasInterrupted(result)) {
+        return [`${style.warn('interrupted')}: ${result.command} ${result.name} stopped at step ${result.step}, at a safe point; nothing was rolled back`, nextSteps(result)];
+      }
       return [
         `${style.bad('failed')}: ${result.command} ${result.name} at step ${result.step}: ${result.error.message} (${result.error.code})`,
         result.rollbackAttempted
@@ -61,8 +66,8 @@ export function describeResult(result: RunResult, style: Style): string[] {
 function movedLine(moved: MovedOrdinal): string {
   const figures = [
     moved.bytes === null ? null : bytes(moved.bytes),
-    moved.durationMs === null ? null : `in ${millis(moved.durationMs)}`,
-    moved.pauseMs === null ? null : `devices paused ${millis(moved.pauseMs)}`,
+    moved.durationMs === null ? null : `in ${duration(moved.durationMs)}`,
+    moved.pauseMs === null ? null : `devices paused ${duration(moved.pauseMs)}`,
     moved.skipped ? `${moved.skipped} left to handshake again` : null,
     moved.inferred ? 'figures read back from the relays' : null,
   ].filter((part) => part !== null);
@@ -72,7 +77,7 @@ function movedLine(moved: MovedOrdinal): string {
 function nextSteps(result: RunResult): string {
   const record = result.record;
   if (record === null) return `run "relayctl ${result.command}" again`;
-  const name = record.name === 'relay' ? '' : ` --name ${record.name}`;
+  const name = record.name === DEFAULT_NAME ? '' : ` ${record.name}`;
   if (record.direction === 'forward' && (record.step === 'delete' || record.step === 'done')) {
     return `past the point of no return: run "relayctl update${name} --image ${record.image}" again to finish`;
   }

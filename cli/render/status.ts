@@ -1,4 +1,5 @@
 import type { UpdateStatus } from '../../orchestrator/index.ts';
+import { formatDuration } from '../../lib/duration.ts';
 import { table } from './format.ts';
 import type { Style } from './style.ts';
 
@@ -16,7 +17,7 @@ export function statusLines(status: UpdateStatus, style: Style, now: number): st
     lines.push(`update  ${record.id}: ${record.from} (${record.fromImage}) -> ${record.to} (${record.image}), ${phase}${where}, by ${record.owner}`);
     if (record.failure !== null) lines.push(`        failure at step ${record.failure.step}: ${record.failure.message} (${record.failure.code})`);
   }
-  lines.push(status.lock === null ? 'lock    free' : `lock    held by ${status.lock.owner}, expires in ${Math.max(0, Math.round((status.lock.expiresAt - now) / 1000))} s`);
+  lines.push(status.lock === null ? 'lock    free' : `lock    held by ${status.lock.owner}, expires in ${formatDuration(Math.max(0, status.lock.expiresAt - now), 1000)}`);
   if (status.sets.length === 0) {
     lines.push('', style.warn(`neither ${status.name}-a nor ${status.name}-b exists`));
     return lines;

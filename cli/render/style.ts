@@ -1,4 +1,10 @@
-/** Colours, or none: every function is the identity when colour is off, so callers never check. */
+import { styleText } from 'node:util';
+
+/**
+ * Colours, or none: every function is the identity when colour is off, so callers never check. Whether colour is
+ * on is decided once per stream (io.ts colorEnabled: a terminal, NO_COLOR, --no-color, TERM=dumb), so styleText
+ * is told not to look at process.stdout itself.
+ */
 export interface Style {
   readonly enabled: boolean;
   ok(text: string): string;
@@ -8,10 +14,14 @@ export interface Style {
   bold(text: string): string;
 }
 
-const wrap = (open: number, close: number) => (text: string): string => `\u001b[${open}m${text}\u001b[${close}m`;
+type Format = Parameters<typeof styleText>[0];
+
+const paint = (format: Format) => (text: string): string => styleText(format, text, { validateStream: false });
 const plain = (text: string): string => text;
 
+const COLOURED: Style = { enabled: true, ok: paint('green'), bad: paint('red'), warn: paint('yellow'), dim: paint('dim'), bold: paint('bold') };
+const PLAIN: Style = { enabled: false, ok: plain, bad: plain, warn: plain, dim: plain, bold: plain };
+
 export function createStyle(enabled: boolean): Style {
-  if (!enabled) return { enabled, ok: plain, bad: plain, warn: plain, dim: plain, bold: plain };
-  return { enabled, ok: wrap(32, 39), bad: wrap(31, 39), warn: wrap(33, 39), dim: wrap(2, 22), bold: wrap(1, 22) };
+  return enabled ? COLOURED : PLAIN;
 }

@@ -1,15 +1,10 @@
 import type { Clock, UpdateEvent } from '../../orchestrator/index.ts';
 import { schedule, type OutputStream } from '../io.ts';
-import { seconds, table, truncate } from './format.ts';
+import { duration, table } from './format.ts';
 import { ProgressModel, type PodRow, type StepRow } from './model.ts';
 import type { ProgressRenderer } from './progress.ts';
 import type { Style } from './style.ts';
-
-const CURSOR_UP = (lines: number): string => `\u001b[${lines}A`;
-const CLEAR_LINE = '\u001b[2K';
-const CLEAR_BELOW = '\u001b[0J';
-const HIDE_CURSOR = '\u001b[?25l';
-const SHOW_CURSOR = '\u001b[?25h';
+import { LiveBlock, hiddenRowsLine, maxBlockRows, terminalSize, type TerminalSize } from './terminal.ts';
 
 export interface LiveRegionOptions {
   /** At most one redraw per this many ms (default 100: ~10 redraws/s). */
@@ -18,28 +13,31 @@ export interface LiveRegionOptions {
   tickMs?: number;
 }
 
+/** Builds a frame for a terminal of this size; the final frame is asked for with rows: Infinity. */
+export type FrameBuilder = (size: TerminalSize) => string[];
+
 /**
- * A block of lines at the bottom of a terminal, redrawn in place: the cursor goes back up over the previous frame
- * and each line is cleared and rewritten. Redraws are throttled (Argo Rollouts' get command does the same) so a
- * burst of events costs one frame, and lines are cut to the terminal width because a wrapped line would break
- * the cursor arithmetic.
+ * A live frame at the bottom of a terminal (a LiveBlock), redrawn when something changed and on a tick (spinner,
+ * clock). Redraws are throttled (Argo Rollouts' get command does the same), so a burst of events costs one frame.
+ * On close the last frame stays on screen in full, even when the live one had to be clipped to the terminal.
  */
 export class LiveRegion {
   readonly #stream: OutputStream;
+  readonly #block: LiveBlock;
   readonly #clock: Clock;
-  readonly #frame: () => string[];
+  readonly #frame: FrameBuilder;
   readonly #minIntervalMs: number;
   readonly #tickMs: number;
-  #height = 0;
   #lastDrawAt = Number.NEGATIVE_INFINITY;
   #cancelTimer: (() => void) | null = null;
   #dueAt = Number.POSITIVE_INFINITY;
   #closed = false;
-  /** Frames written, for tests and for the curious. */
+  /** Frames written (the last one, on close, included): what the throttling tests count. */
   draws = 0;
 
-  constructor(stream: OutputStream, clock: Clock, frame: () => string[], options: LiveRegionOptions = {}) {
+  constructor(stream: OutputStream, clock: Clock, frame: FrameBuilder, options: LiveRegionOptions = {}) {
     this.#stream = stream;
+    this.#block = new LiveBlock(stream);
     this.#clock = clock;
     this.#frame = frame;
     this.#minIntervalMs = options.minIntervalMs ?? 100;
@@ -58,14 +56,14 @@ export class LiveRegion {
     if (this.#dueAt > this.#clock.now() + wait) this.#arm(wait);
   }
 
-  /** Draws the last frame, stops the timers and leaves the frame on screen. */
+  /** Stops the timers and leaves the last frame on screen, whole. Idempotent. */
   close(): void {
     if (this.#closed) return;
-    this.#draw();
     this.#closed = true;
     this.#cancelTimer?.();
     this.#cancelTimer = null;
-    this.#stream.write(SHOW_CURSOR);
+    this.#block.close(this.#frame({ ...terminalSize(this.#stream), rows: Number.POSITIVE_INFINITY }));
+    this.draws++;
   }
 
   #arm(delayMs: number): void {
@@ -79,19 +77,10 @@ export class LiveRegion {
   }
 
   #draw(): void {
-    // A pseudo-terminal without a size reports 0 columns: treat it as unknown.
-    const columns = this.#stream.columns !== undefined && this.#stream.columns > 0 ? this.#stream.columns : 100;
-    const width = Math.max(20, columns - 1);
-    const lines = this.#frame().map((line) => truncate(line, width));
-    let out = this.draws === 0 ? HIDE_CURSOR : '';
-    if (this.#height > 0) out += CURSOR_UP(this.#height);
-    for (const line of lines) out += `${CLEAR_LINE}${line}\n`;
-    if (lines.length < this.#height) out += CLEAR_BELOW;
-    this.#stream.write(out);
-    this.#height = lines.length;
+    this.#block.show(this.#frame(terminalSize(this.#stream)));
     this.#lastDrawAt = this.#clock.now();
     this.draws++;
-    if (!this.#closed) this.#arm(this.#tickMs);
+    this.#arm(this.#tickMs);
   }
 }
 
@@ -109,7 +98,7 @@ export class TtyRenderer implements ProgressRenderer {
     this.#clock = clock;
     this.#style = style;
     this.#footer = footer;
-    this.region = new LiveRegion(stream, clock, () => this.frame(), options);
+    this.region = new LiveRegion(stream, clock, (size) => this.frame(size), options);
   }
 
   readonly observe = (event: UpdateEvent): void => {
@@ -121,28 +110,61 @@ export class TtyRenderer implements ProgressRenderer {
     this.region.close();
   }
 
-  frame(): string[] {
+  /**
+   * The frame, at most as tall as the terminal allows. What gives way first when it is too short: the finished
+   * and the pending steps fold into one line each, then pods in a steady state (running, ready, serving or gone)
+   * leave the table, then pods at all, each fold saying how much it hid. The title, the running step, the
+   * summary, the latest notes and the footer (the counts a user watches) stay.
+   */
+  frame(size: TerminalSize): string[] {
     const { model } = this;
     const style = this.#style;
     const now = this.#clock.now();
     const elapsedMs = model.startedAt === null ? 0 : (model.finished ? (model.lastAt ?? now) : now) - model.startedAt;
     const title = `${model.command ?? 'relayctl'} ${model.name ?? ''}`.trim();
-    const lines = [`${style.bold(title)}${model.platform === null ? '' : ` on ${model.platform}`}  ${style.dim(seconds(elapsedMs))}`];
-    for (const step of model.steps) lines.push(this.#stepLine(step, now));
-    const pods = model.podRows();
-    if (pods.length > 0) {
-      lines.push('');
-      const rows = [['POD', 'PHASE', 'READY', 'RELAY', 'SESSIONS', 'HANDED OVER', 'FORWARDED'].map((cell) => style.dim(cell))];
-      for (const pod of pods) rows.push(this.#podCells(pod));
-      lines.push(...table(rows, { right: [4, 5, 6] }).map((line) => `  ${line}`));
-    }
+    const head = [`${style.bold(title)}${model.platform === null ? '' : ` on ${model.platform}`}  ${style.dim(duration(elapsedMs))}`];
+    const tail: string[] = [];
     const summary = model.summaryLine();
-    if (summary !== '') lines.push('', `  ${summary}`);
+    if (summary !== '') tail.push('', `  ${summary}`);
     for (const note of model.notes.slice(-3)) {
-      lines.push(`  ${note.level === 'error' ? style.bad('error') : style.warn('warning')}: ${note.text}${note.repeats > 1 ? ` (${note.repeats} times)` : ''}`);
+      tail.push(`  ${note.level === 'error' ? style.bad('error') : style.warn('warning')}: ${note.text}${note.repeats > 1 ? ` (${note.repeats} times)` : ''}`);
     }
     const footer = this.#footer?.() ?? [];
-    if (footer.length > 0) lines.push('', ...footer.map((line) => `  ${line}`));
+    if (footer.length > 0) tail.push('', ...footer.map((line) => `  ${line}`));
+
+    const budget = maxBlockRows(size);
+    const pods = model.podRows();
+    let steps = model.steps.map((step) => this.#stepLine(step, now));
+    const podLines = (shown: readonly PodRow[]): string[] => {
+      if (pods.length === 0) return [];
+      if (shown.length === 0) return ['', hiddenRowsLine(pods.length, 'pods')];
+      const rows = [['POD', 'PHASE', 'READY', 'RELAY', 'SESSIONS', 'HANDED OVER', 'FORWARDED'].map((cell) => style.dim(cell))];
+      for (const pod of shown) rows.push(this.#podCells(pod));
+      const lines = ['', ...table(rows, { right: [4, 5, 6] }).map((line) => `  ${line}`)];
+      if (shown.length < pods.length) lines.push(hiddenRowsLine(pods.length - shown.length, 'pods'));
+      return lines;
+    };
+    const allPods = podLines(pods);
+    const fits = (): boolean => head.length + steps.length + allPods.length + tail.length <= budget;
+    if (fits()) return [...head, ...steps, ...allPods, ...tail];
+    steps = this.#foldedSteps(now);
+    if (fits()) return [...head, ...steps, ...allPods, ...tail];
+    // Room for the blank line, the table header, the rows and the line saying how many were hidden.
+    const room = budget - head.length - steps.length - tail.length - 3;
+    const moving = pods.filter((pod) => !steady(pod));
+    const kept = new Set(room <= 0 ? [] : [...moving, ...pods.filter(steady)].slice(0, room));
+    return [...head, ...steps, ...podLines(pods.filter((pod) => kept.has(pod))), ...tail];
+  }
+
+  /** Finished steps on one line, pending ones on another; running and failed ones keep their own. */
+  #foldedSteps(now: number): string[] {
+    const style = this.#style;
+    const lines: string[] = [];
+    const done = this.model.steps.filter((step) => step.status === 'done');
+    const pending = this.model.steps.filter((step) => step.status === 'pending');
+    if (done.length > 0) lines.push(`  ${style.ok('✓')} ${style.dim(done.map((step) => step.step).join(' '))}`);
+    for (const step of this.model.steps) if (step.status === 'running' || step.status === 'failed') lines.push(this.#stepLine(step, now));
+    if (pending.length > 0) lines.push(`  ${style.dim('·')} ${style.dim(pending.map((step) => step.step).join(' '))}`);
     return lines;
   }
 
@@ -151,12 +173,14 @@ export class TtyRenderer implements ProgressRenderer {
     const name = step.step.padEnd(10);
     switch (step.status) {
       case 'done':
-        return `  ${style.ok('✓')} ${name} ${style.dim(step.note ?? (step.durationMs === null ? '' : seconds(step.durationMs)))}`;
+        return `  ${style.ok('✓')} ${name} ${style.dim(step.note ?? (step.durationMs === null ? '' : duration(step.durationMs)))}`;
       case 'failed':
         return `  ${style.bad('✗')} ${name} ${style.bad(step.note ?? 'failed')}`;
       case 'running': {
         const spinner = this.model.finished ? '…' : (SPINNER[Math.floor(now / 100) % SPINNER.length] ?? '…');
-        return `  ${style.warn(spinner)} ${name} ${step.note ?? ''}`.trimEnd();
+        const wait = step.waits.at(-1);
+        const more = step.waits.length > 1 ? style.dim(` (+${step.waits.length - 1} more)`) : '';
+        return `  ${style.warn(spinner)} ${name} ${wait === undefined ? '' : `${wait.text}${more}`}`.trimEnd();
       }
       default:
         return `  ${style.dim('·')} ${style.dim(step.step)}`;
@@ -178,3 +202,7 @@ export class TtyRenderer implements ProgressRenderer {
   }
 }
 
+/** A pod nothing is happening to: running, ready and serving, or gone. */
+function steady(pod: PodRow): boolean {
+  return pod.phase === 'Gone' || (pod.phase === 'Running' && pod.ready && pod.relayState === 'serving');
+}

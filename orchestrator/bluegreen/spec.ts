@@ -1,3 +1,4 @@
+import { parseImageReference } from '../../lib/image-reference.ts';
 import { ErrorCode, OrchestratorError } from '../errors.ts';
 import { Reason } from './status.ts';
 
@@ -171,8 +172,12 @@ function resolveCommon(spec: CommonSpec, image: string | null, force: boolean, n
 export function resolveUpdateSpec(spec: UpdateSpec): Settings {
   if (typeof spec !== 'object' || spec === null) throw invalid('spec', 'must be an object');
   checkKeys(spec, UPDATE_KEYS, '');
-  if (typeof spec.image !== 'string' || spec.image.trim() === '' || /\s/.test(spec.image)) {
-    throw invalid('image', 'must be a non-empty image reference without spaces');
+  if (typeof spec.image !== 'string') throw invalid('image', 'must be an image reference');
+  // The same syntax check on every platform, before anything is touched: a typo must not become a stuck pull.
+  try {
+    parseImageReference(spec.image);
+  } catch (error) {
+    throw invalid('image', (error as Error).message);
   }
   if (spec.force !== undefined && typeof spec.force !== 'boolean') throw invalid('force', 'must be a boolean');
   if (spec.noRollback !== undefined && typeof spec.noRollback !== 'boolean') {

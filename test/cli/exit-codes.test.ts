@@ -106,7 +106,13 @@ describe('usage errors -> 2, naming what was wrong', () => {
     [['status', '-n', 'prod'], /--namespace: applies only to --platform kubernetes/],
     [['-o', 'yaml', 'status'], /argument 'yaml' is invalid. Allowed choices are text, json/],
     [['--name', 'Relay_1', 'status'], /--name: "Relay_1" is not a valid fleet name/],
-    [['update'], /required option '--image <tag>' not specified/],
+    [['update'], /required option '--image <ref>' not specified/],
+    [['update', '--image', 'Relay:2'], /"Relay:2" is not a valid image reference: the repository name "Relay" must be lowercase/],
+    [['update', '--image', 'relay:2@sha256:abc'], /the digest "sha256:abc" is not <algorithm>:<hex>/],
+    [['deploy', '--image', 'relay:'], /the tag after ":" is empty/],
+    [['--dry-run=maybe', 'update', '--image', 'relay:2'], /argument 'maybe' is invalid. Allowed choices are none, client, server/],
+    [['status', 'relay', '--name', 'other'], /the fleet is named twice, "relay" and --name "other": give one of them/],
+    [['status', 'Relay'], /NAME: "Relay" is not a valid fleet name/],
     [['upgrade'], /unknown command 'upgrade'/],
     [['status', '--bogus'], /unknown option '--bogus'/],
     [['demo', '--state-dir', '/tmp/x'], /--state-dir: the demo always runs in a fresh temporary directory/],
@@ -115,6 +121,44 @@ describe('usage errors -> 2, naming what was wrong', () => {
     const { code, io } = await h.run(argv);
     expect(code).toBe(ExitCode.Usage);
     expect(io.stderr.text).toMatch(message);
+    // One format for commander's errors and ours: the error, maybe commander's suggestion, then where usage is.
+    expect(io.stderr.text).toMatch(/^relayctl: error: [^\n]+\n(\(Did you mean [^\n]+\?\)\n)?Run 'relayctl( [a-z]+)? --help' for usage\.\n$/);
     expect(h.s.cluster.log({ writesOnly: true })).toEqual([]);
+    expect(h.opened).toEqual([]);
+  });
+
+  test('a mistyped required flag is reported as the typo, with what was meant, not as the flag missing', async () => {
+    const { code, io } = await new CliHarness().run(['update', '--imgae', 'relay:2']);
+    expect(code).toBe(ExitCode.Usage);
+    expect(io.stderr.text).toBe("relayctl: error: unknown option '--imgae'\n(Did you mean --image?)\nRun 'relayctl update --help' for usage.\n");
+  });
+
+  test('a mistyped global flag gets the same suggestion', async () => {
+    const { io } = await new CliHarness().run(['status', '--stat-dir', '/tmp/x']);
+    expect(io.stderr.text).toContain("unknown option '--stat-dir'\n(Did you mean --state-dir?)");
+  });
+});
+
+describe('the fleet does not exist -> 1, as kubectl exits for NotFound, saying what to deploy', () => {
+  test.each([
+    [['status', 'edge']],
+    [['update', 'edge', '--image', 'relay:2']],
+    [['abort', 'edge']],
+    [['rollback', 'edge']],
+    [['--dry-run', 'update', 'edge', '--image', 'relay:2']],
+    [['--name', 'edge', 'status']],
+  ])('%j: a fleet named but not there', async (argv) => {
+    const h = new CliHarness();
+    const { code, io } = await h.run(argv);
+    expect(code).toBe(ExitCode.NotFound);
+    expect(io.stderr.text).toBe('relayctl: error: fleet "edge" not found: the fake cluster holds "relay"\nName one of them (NAME or --name), or deploy "edge" first.\n');
+    expect(h.opened).toEqual([]);
+  });
+
+  test('status with nothing deployed at all', async () => {
+    const h = new CliHarness({ seed: { name: 'relay', set: 'elsewhere-a' } });
+    const { code, io } = await h.run(['status']);
+    expect(code).toBe(ExitCode.NotFound);
+    expect(io.stderr.text).toBe('relayctl: error: no fleet found: nothing is deployed in the fake cluster\nDeploy one with "relayctl deploy".\n');
   });
 });

@@ -51,11 +51,11 @@ describe('off a terminal', () => {
     expect(io.stdout.text).not.toMatch(ANSI);
     expect(io.stderr.text).not.toMatch(ANSI);
     const lines = io.stderr.lines();
-    for (const line of lines) expect(line).toMatch(/^ *\d+ s {2}\S/);
-    expect(lines).toContainEqual(expect.stringMatching(/^ *\d+ s {2}a: 2 of 3 ready {2}b: 1 ready {2}sessions handed over 100\/300$/));
+    for (const line of lines) expect(line).toMatch(/^ *\d+s {2}\S/);
+    expect(lines).toContainEqual(expect.stringMatching(/^ *\d+s {2}a: 2 of 3 ready {2}b: 1 ready {2}sessions handed over 100\/300$/));
     expect(lines).toContainEqual(expect.stringMatching(/sessions handed over 300\/300/));
     // Only changes are printed: the same summary never twice in a row.
-    const summaries = lines.filter((line) => /  a: |  b: /.test(line)).map((line) => line.replace(/^ *\d+ s {2}/, ''));
+    const summaries = lines.filter((line) => /  a: |  b: /.test(line)).map((line) => line.replace(/^ *\d+s {2}/, ''));
     for (let index = 1; index < summaries.length; index++) expect(summaries[index]).not.toBe(summaries[index - 1]);
     expect(io.stdout.lines()[0]).toMatch(/^updated relay: relay-a -> relay-b, image relay:2, in \d/);
   });
@@ -74,9 +74,9 @@ describe('off a terminal', () => {
     expect(watch.code).toBe(ExitCode.Success);
     const lines = watch.io.stdout.lines();
     expect(lines.length).toBeGreaterThan(2);
-    expect(lines[0]).toMatch(/^ *0 s {2}a: 3 ready, 300 sessions {2}.*update Progressing: forward at step create {2}lock held by alice@test$/);
+    expect(lines[0]).toMatch(/^ *0s {2}a: 3 ready, 300 sessions {2}.*update Progressing: forward at step create {2}lock held by alice@test$/);
     expect(lines.at(-1)).toMatch(/b: 3 ready, 300 sessions {2}last update Completed$/);
-    for (let index = 1; index < lines.length; index++) expect(lines[index]?.replace(/^ *\d+ s/, '')).not.toBe(lines[index - 1]?.replace(/^ *\d+ s/, ''));
+    for (let index = 1; index < lines.length; index++) expect(lines[index]?.replace(/^ *\d+s/, '')).not.toBe(lines[index - 1]?.replace(/^ *\d+s/, ''));
   });
 });
 
@@ -117,7 +117,7 @@ describe('on a terminal', () => {
     const h = new CliHarness();
     const { io } = await h.run(['update', '--image', 'relay:2'], { stderrTTY: true, env: { TERM: 'dumb' } });
     expect(io.stderr.text).not.toMatch(ANSI);
-    expect(io.stderr.lines()[0]).toMatch(/^ *0 s {2}update relay on fake as alice@test$/);
+    expect(io.stderr.lines()[0]).toMatch(/^ {4}0s {2}update relay on fake as alice@test$/);
   });
 });
 
@@ -139,7 +139,7 @@ describe('--dry-run', () => {
     h.s.cluster.holdLock('relay', 'bob@ci', 60_000);
     const locked = await h.run(['--dry-run', '-o', 'json', 'update', '--image', 'relay:2']);
     expect(locked.code).toBe(ExitCode.LockHeld);
-    expect(JSON.parse(locked.io.stdout.text)).toMatchObject({ dryRun: true, verdict: 'lock-held' });
+    expect(JSON.parse(locked.io.stdout.text)).toMatchObject({ dryRun: 'client', verdict: 'lock-held' });
   });
 
   test('abort and rollback with nothing in progress would be refused', async () => {
@@ -151,16 +151,21 @@ describe('--dry-run', () => {
 });
 
 describe('Ctrl-C', () => {
-  test('stops the update at its next call, keeps the record, exits 5; a rerun continues it', async () => {
+  test('stops the update at its next call, keeps the record, exits 130 (not 5: nothing failed); a rerun continues it', async () => {
     const h = new CliHarness();
     const io = memoryIo(h.s.clock);
     h.s.cluster.beforeCall = (call) => {
       if (call.method === 'relay.restore' && call.target === 'relay-b-1') io.interrupt();
     };
     const { code } = await h.run(['update', '--image', 'relay:2'], { io });
-    expect(code).toBe(ExitCode.Failed);
+    expect(code).toBe(ExitCode.Interrupted);
     expect(io.stderr.text).toContain('interrupted: stopping');
-    expect(io.stdout.text).toContain('ERR_INTERRUPTED');
+    expect(io.stdout.lines()).toEqual([
+      'interrupted: update relay stopped at step handover, at a safe point; nothing was rolled back',
+      'the record keeps the progress: run "relayctl update --image relay:2" again to continue, or "relayctl rollback"',
+    ]);
+    const status = await h.run(['status', '-o', 'json']);
+    expect(JSON.parse(status.io.stdout.text)).toMatchObject({ inProgress: true, update: { direction: 'forward', step: 'handover' } });
     h.s.cluster.beforeCall = null;
     const rerun = await h.run(['update', '--image', 'relay:2']);
     expect(rerun.code).toBe(ExitCode.Success);

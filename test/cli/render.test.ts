@@ -1,9 +1,14 @@
+import { stripVTControlCharacters as stripAnsi } from 'node:util';
 import { describe, expect, test } from 'vitest';
-import { ManualClock, type UpdateEvent } from '../../orchestrator/index.ts';
-import { stripAnsi, truncate } from '../../cli/render/format.ts';
+import { deviceLine } from '../../cli/commands/demo.ts';
+import { zeroCounters } from '../../cli/devices/fleet.ts';
+import { truncate } from '../../cli/render/format.ts';
 import { ProgressModel } from '../../cli/render/model.ts';
-import { LiveRegion } from '../../cli/render/tty.ts';
-import { MemoryStream } from './helpers.ts';
+import { createStyle } from '../../cli/render/style.ts';
+import { LiveBlock } from '../../cli/render/terminal.ts';
+import { LiveRegion, TtyRenderer } from '../../cli/render/tty.ts';
+import { ManualClock, Reason, type UpdateEvent } from '../../orchestrator/index.ts';
+import { MemoryStream, ScreenStream } from './helpers.ts';
 
 const CURSOR_UP = /\u001b\[(\d+)A/g;
 
@@ -27,11 +32,13 @@ describe('LiveRegion (in-place redraw)', () => {
     expect(stream.text.endsWith('\u001b[?25h')).toBe(true);
   });
 
-  test('throttles: a burst of changes costs one frame, and never more than one per 100 ms', async () => {
+  test('throttles: a burst of changes costs one frame, then at most one frame per interval, counted exactly', async () => {
     const clock = new ManualClock();
     const stream = new MemoryStream({ isTTY: true });
     let counter = 0;
-    const region = new LiveRegion(stream, clock, () => [`counter ${counter}`], { minIntervalMs: 100, tickMs: 10_000 });
+    const drawnAt: number[] = [];
+    const start = clock.now();
+    const region = new LiveRegion(stream, clock, () => (drawnAt.push(clock.now() - start), [`counter ${counter}`]), { minIntervalMs: 100, tickMs: 10_000 });
     region.invalidate();
     expect(region.draws).toBe(1);
     for (let i = 0; i < 50; i++) {
@@ -45,15 +52,20 @@ describe('LiveRegion (in-place redraw)', () => {
     // The pending change is drawn at the end of the interval, with the latest state.
     expect(region.draws).toBe(2);
     expect(stream.writes.at(-1)).toContain('counter 50');
-    // One change every 10 ms for 2 s: about 20 frames, not 200.
+    // A change every 10 ms for 2 s: one frame per 100 ms, on the interval, 20 more (not 200).
     for (let i = 0; i < 200; i++) {
       counter++;
       region.invalidate();
       await clock.advance(10);
     }
-    expect(region.draws).toBeGreaterThanOrEqual(19);
-    expect(region.draws).toBeLessThanOrEqual(23);
+    expect(region.draws).toBe(22);
+    expect(drawnAt).toEqual(Array.from({ length: 22 }, (_, index) => index * 100));
+    // Nothing changes any more: only the tick redraws, every 10 s.
+    await clock.advance(20_000);
+    expect(drawnAt.slice(22)).toEqual([12_100, 22_100]);
     region.close();
+    expect(region.draws).toBe(25);
+    expect(clock.pendingTimers).toBe(0);
   });
 
   test('redraws on its own while live (spinner, clock), and stops when closed', async () => {
@@ -78,6 +90,79 @@ describe('LiveRegion (in-place redraw)', () => {
     region.close();
     for (const line of stripAnsi(stream.text).split('\n')) expect(line.length).toBeLessThanOrEqual(29);
     expect(truncate('\u001b[1mabcdef\u001b[22m', 4)).toBe('\u001b[1mabc\u001b[22m…');
+  });
+});
+
+describe('frames never taller than the terminal', () => {
+  test('a frame taller than the terminal is clipped, says how many rows it hid, and is whole once closed', async () => {
+    const clock = new ManualClock();
+    const stream = new ScreenStream({ rows: 10 });
+    let version = 0;
+    const frame = (): string[] => ['title', ...Array.from({ length: 28 }, (_, index) => `row ${index} v${version}`), `counts v${version}`];
+    const region = new LiveRegion(stream, clock, frame);
+    for (version = 0; version < 5; version++) {
+      region.invalidate();
+      await clock.advance(100);
+      // 9 rows: the 10th is where the cursor rests.
+      expect(stream.screen.visible()).toEqual(['title', '  … 22 rows hidden (the terminal is too short)', ...Array.from({ length: 6 }, (_, index) => `row ${22 + index} v${version}`), `counts v${version}`]);
+    }
+    expect(stream.screen.lostCursorMoves).toBe(0);
+    version = 9;
+    region.close();
+    expect([...stream.screen.history, ...stream.screen.visible()]).toEqual(frame());
+  });
+
+  test('the update view at 80 x 24 with 16 pods: steps fold, steady pods leave, the counts stay', () => {
+    const clock = new ManualClock();
+    const stream = new ScreenStream({ columns: 80, rows: 24 });
+    const counters = { ...zeroCounters(), requests: 123_456, answered: 123_450, retransmissions: 12, handshakes: 300 };
+    const fleet = { connected: 300, size: 300, snapshot: () => counters };
+    const style = createStyle(false);
+    const view = new TtyRenderer(stream, clock, style, () => [deviceLine(fleet, { ...zeroCounters(), handshakes: 300 }, style)]);
+    const at = clock.now();
+    const emit = (event: Record<string, unknown>): void => view.observe({ at, updateId: 'u1', ...event } as UpdateEvent);
+    emit({ type: 'run-started', command: 'update', name: 'relay', owner: 'o', platform: 'local' });
+    for (const step of ['lock', 'preflight', 'mark', 'create']) {
+      emit({ type: 'step-started', step, direction: 'forward' });
+      emit({ type: 'step-finished', step, direction: 'forward', durationMs: 1200 });
+    }
+    emit({ type: 'step-started', step: 'handover', direction: 'forward' });
+    for (let ordinal = 0; ordinal < 8; ordinal++) {
+      emit({ type: 'pod-changed', pod: `relay-a-${ordinal}`, set: 'relay-a', ordinal, phase: 'Running', ready: true, relayState: 'serving', sessions: 1000 });
+      emit({ type: 'pod-changed', pod: `relay-b-${ordinal}`, set: 'relay-b', ordinal, phase: 'Running', ready: false, relayState: ordinal === 3 ? 'restoring' : 'awaiting-restore', sessions: 0 });
+    }
+    view.region.close();
+    const last = view.frame({ columns: 80, rows: 24 });
+    expect(last.length).toBeLessThanOrEqual(23);
+    expect(last[0]).toMatch(/^update relay on local/);
+    expect(last).toContain('  ✓ lock preflight mark create');
+    expect(last).toContainEqual(expect.stringMatching(/^ {2}\S handover/));
+    expect(last).toContain('  · drain verify delete release');
+    // The pods something is happening to are kept, the serving old ones make room.
+    expect(last).toContainEqual(expect.stringMatching(/relay-b-3 +Running +no +restoring/));
+    expect(last).toContain('  … 4 pods hidden (the terminal is too short)');
+    expect(last.filter((line) => /relay-b-\d/.test(line))).toHaveLength(8);
+    expect(last).toContain('  a: 8 ready  b: 0 of 8 ready  sessions handed over 0/8000');
+    // At 80 columns the device line is cut, but errors and new handshakes come first and stay.
+    const footer = stream.screen.visible().at(-1) ?? '';
+    expect(footer.length).toBeLessThanOrEqual(79);
+    expect(footer).toMatch(/^ {2}devices 300\/300 {2}errors 0 {2}new handshakes 0 {2}retransmissions 12 /);
+  });
+});
+
+describe('LiveBlock (the one in-place writer, also the benchmark\'s)', () => {
+  test('keeps its block at the bottom, prints permanent lines above it, and leaves nothing when closed', () => {
+    const stream = new ScreenStream({ rows: 20 });
+    const block = new LiveBlock(stream);
+    block.show(['status 1', 'detail 1']);
+    block.print('10s  5000 requests');
+    block.show(['status 2']);
+    block.print('20s  5000 requests');
+    expect(stream.screen.visible()).toEqual(['10s  5000 requests', '20s  5000 requests', 'status 2']);
+    block.close();
+    expect(stream.screen.visible()).toEqual(['10s  5000 requests', '20s  5000 requests']);
+    expect(stream.text.startsWith('\u001b[?25l')).toBe(true);
+    expect(stream.text.endsWith('\u001b[?25h')).toBe(true);
   });
 });
 
@@ -129,5 +214,30 @@ describe('ProgressModel', () => {
       'unmark:pending',
       'release:pending',
     ]);
+  });
+
+  test('a waiting note goes once what it waited for happened', () => {
+    const model = new ProgressModel();
+    const apply = (event: object): void => model.apply({ ...base, ...event } as UpdateEvent);
+    const handover = (): { waits: string[] } => ({ waits: (model.steps.find((step) => step.step === 'handover')?.waits ?? []).map((wait) => wait.text) });
+    apply({ type: 'run-started', command: 'update', name: 'relay', owner: 'o', platform: 'local' });
+    apply({ type: 'step-started', step: 'handover', direction: 'forward' });
+    apply(pod('relay-b-0', false, null, 'Pending'));
+    apply({ type: 'waiting', step: 'handover', ordinal: 0, reason: Reason.PodNotRunning, message: 'relay-b-0 is Pending, not running yet' });
+    apply({ type: 'waiting', step: 'handover', ordinal: 1, reason: Reason.PodNotRunning, message: 'relay-b-1 is Pending, not running yet' });
+    expect(handover()).toEqual({ waits: ['ordinal 0: relay-b-0 is Pending, not running yet', 'ordinal 1: relay-b-1 is Pending, not running yet'] });
+    // relay-b-0 runs: its wait is over (the orchestrator would say so again if it still waited on it); ordinal 1 still waits.
+    apply(pod('relay-b-0', false, 0));
+    expect(handover()).toEqual({ waits: ['ordinal 1: relay-b-1 is Pending, not running yet'] });
+    // A wait whose message does not describe the pod's state ends when its ordinal moved, not on every pod change.
+    apply({ type: 'waiting', step: 'handover', ordinal: 0, reason: Reason.ReadinessPending, message: 'ordinal 0: waiting for relay-b-0 ready and relay-a-0 not ready' });
+    apply(pod('relay-b-0', true, 100));
+    expect(handover().waits).toContain('ordinal 0: waiting for relay-b-0 ready and relay-a-0 not ready');
+    apply({ type: 'ordinal-moved', direction: 'forward', ordinal: 0, source: 'relay-a-0', target: 'relay-b-0', sessions: 100, skipped: 0, bytes: 1, durationMs: 1, pauseMs: 1, inferred: false });
+    expect(handover()).toEqual({ waits: ['ordinal 1: relay-b-1 is Pending, not running yet'] });
+    // Relabelling announced as a wait is done once the labels changed.
+    apply({ type: 'waiting', step: 'handover', ordinal: 1, reason: Reason.DoubleNotMarked, message: 'ordinal 1: relay-a-1 must carry restore=true and relay-b-1 must not' });
+    apply({ type: 'labels-changed', pod: 'relay-a-1', labels: { 'relayctl.dev/restore': 'true' }, reason: Reason.DoubleNotMarked });
+    expect(handover()).toEqual({ waits: [] });
   });
 });

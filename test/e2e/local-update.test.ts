@@ -165,8 +165,8 @@ describe('relayctl on the local platform, under live device traffic', () => {
     // The new set exists and its relays are starting: stop the update there, as an operator's Ctrl-C would.
     await update.waitFor('create: done');
     update.child.kill('SIGINT');
-    expect(await update.exited, update.stderr).toBe(ExitCode.Failed);
-    expect(update.stdout).toContain('ERR_INTERRUPTED');
+    expect(await update.exited, update.stderr).toBe(ExitCode.Interrupted);
+    expect(update.stdout).toContain('interrupted: update relay stopped at step');
 
     const abort = await finished(stateDir, ['abort']);
     expect(abort.code, `${abort.stdout}\n${abort.stderr}`).toBe(ExitCode.Success);

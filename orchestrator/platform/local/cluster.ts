@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT } from './defaults.ts';
 import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, stablePort, subnetFor } from './addresses.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
 import { LocalPlatform } from './local-platform.ts';
@@ -73,9 +74,7 @@ export interface DeployOptions extends LocalOptions {
   timeoutMs?: number;
 }
 
-export const DEFAULT_NAME = 'relay';
-export const DEFAULT_SERVICE_PORT = 5684;
-export const DEFAULT_AFFINITY_MS = 30_000;
+export { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT };
 
 interface Checked {
   stateDir: string;
