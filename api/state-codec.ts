@@ -3,14 +3,16 @@
  *
  * Encoding yields chunks of about 64 KiB, so exporting 100,000 sessions never builds one giant buffer.
  * Decoding accepts chunks split anywhere. It does not trust msgpackr to tell "incomplete" from "malformed" at a
- * chunk boundary: a small scanner finds where each MessagePack value ends, and only complete values are handed to
- * msgpackr. The scanner also enforces the per-value size limit and refuses ext types before anything is decoded.
+ * chunk boundary: a scanner (msgpack-scanner.ts) finds where each MessagePack value ends, and only complete values
+ * are handed to msgpackr. The scanner also enforces the per-value size limit and refuses ext types before anything is
+ * decoded.
  *
  * Restoring is all-or-nothing: sessions are only handed out by `finish()`, after the trailer's count and SHA-256
  * matched. A failed decoder stays failed.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
+import { MessagePackScanner } from './msgpack-scanner.ts';
 import {
   ERR_STATE_CHECKSUM,
   ERR_STATE_FIELD,
@@ -209,7 +211,7 @@ export class StateDecoder {
   readonly #onSession: ((session: SessionState, index: number) => void) | undefined;
   readonly #onHeader: ((header: StateHeader) => void) | undefined;
   #count = 0;
-  readonly #stack: number[] = [];
+  readonly #scanner = new MessagePackScanner({ maxValueBytes: LIMITS.maxValueBytes, maxNesting: MAX_NESTING });
   /** Bytes of an incomplete value, waiting for more. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -326,7 +328,7 @@ export class StateDecoder {
           offset: this.#offset + pos,
         });
       }
-      const end = this.#scan(buf, pos);
+      const end = this.#scanner.valueEnd(buf, pos, this.#offset);
       if (end < 0) {
         // Wait for what the length prefix says is missing. A long tail must also double first: a value of many
         // small items arriving in tiny chunks is then rescanned a logarithmic number of times, not once per
@@ -416,128 +418,6 @@ export class StateDecoder {
         `MessagePack value at byte ${this.#offset + start} could not be decoded (${(error as Error)?.name ?? 'error'})`,
         { offset: this.#offset + start },
       );
-    }
-  }
-
-  /**
-   * Returns the end of the MessagePack value starting at `start`, or, when `buf` ends inside it, the negated
-   * buffer length needed before another scan can get further. Containers are tracked with a stack of remaining
-   * item counts instead of recursion.
-   */
-  #scan(buf: Buffer, start: number): number {
-    const end = buf.length;
-    const limit = start + LIMITS.maxValueBytes;
-    const stack = this.#stack;
-    stack.length = 0;
-    let remaining = 1;
-    let pos = start;
-    for (;;) {
-      if (pos >= end) return -(pos + 1);
-      const b = buf[pos]!;
-      let head = 1;
-      let len = 0;
-      let items = 0;
-      if (b <= 0x7f || b >= 0xe0) {
-        // positive or negative fixint
-      } else if (b <= 0x8f) {
-        items = (b & 0x0f) * 2;
-      } else if (b <= 0x9f) {
-        items = b & 0x0f;
-      } else if (b <= 0xbf) {
-        len = b & 0x1f;
-      } else {
-        switch (b) {
-          case 0xc0: // nil
-          case 0xc2: // false
-          case 0xc3: // true
-            break;
-          case 0xcc:
-          case 0xd0:
-            head = 2;
-            break;
-          case 0xcd:
-          case 0xd1:
-            head = 3;
-            break;
-          case 0xca:
-          case 0xce:
-          case 0xd2:
-            head = 5;
-            break;
-          case 0xcb:
-          case 0xcf:
-          case 0xd3:
-            head = 9;
-            break;
-          case 0xc4: // bin 8
-          case 0xd9: // str 8
-            head = 2;
-            if (pos + head > end) return -(pos + head);
-            len = buf[pos + 1]!;
-            break;
-          case 0xc5:
-          case 0xda:
-            head = 3;
-            if (pos + head > end) return -(pos + head);
-            len = buf.readUInt16BE(pos + 1);
-            break;
-          case 0xc6:
-          case 0xdb:
-            head = 5;
-            if (pos + head > end) return -(pos + head);
-            len = buf.readUInt32BE(pos + 1);
-            break;
-          case 0xdc: // array 16
-          case 0xde: // map 16
-            head = 3;
-            if (pos + head > end) return -(pos + head);
-            items = buf.readUInt16BE(pos + 1) * (b === 0xde ? 2 : 1);
-            break;
-          case 0xdd:
-          case 0xdf:
-            head = 5;
-            if (pos + head > end) return -(pos + head);
-            items = buf.readUInt32BE(pos + 1) * (b === 0xdf ? 2 : 1);
-            break;
-          default:
-            // 0xc1 is never used; c7-c9 and d4-d8 are ext types, which this format does not allow (rule 6).
-            throw new StateFormatError(
-              ERR_STATE_FORMAT,
-              `byte 0x${b.toString(16)} at stream byte ${this.#offset + pos} is ${
-                b === 0xc1 ? 'not valid MessagePack' : 'a MessagePack ext type, which this format does not allow'
-              }`,
-              { offset: this.#offset + pos },
-            );
-        }
-      }
-      const next = pos + head + len;
-      // Every item takes at least one byte, so a container's minimum size is known from its header.
-      if (next + items > limit) {
-        throw new StateFormatError(
-          ERR_STATE_FORMAT,
-          `MessagePack value at stream byte ${this.#offset + start} is larger than ${LIMITS.maxValueBytes} bytes`,
-          { offset: this.#offset + start },
-        );
-      }
-      if (next > end) return -next;
-      pos = next;
-      if (items > 0) {
-        if (stack.length === MAX_NESTING) {
-          throw new StateFormatError(
-            ERR_STATE_FORMAT,
-            `MessagePack value at stream byte ${this.#offset + start} nests deeper than ${MAX_NESTING} levels`,
-            { offset: this.#offset + start },
-          );
-        }
-        stack.push(remaining - 1);
-        remaining = items;
-        continue;
-      }
-      remaining--;
-      while (remaining === 0) {
-        if (stack.length === 0) return pos;
-        remaining = stack.pop()!;
-      }
     }
   }
 }

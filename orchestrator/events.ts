@@ -1,5 +1,5 @@
 import type { ErrorSummary } from './errors.ts';
-import type { Direction, StepName } from './bluegreen/record.ts';
+import type { Direction, MovedOrdinal, StepName } from './bluegreen/progress.ts';
 import type { Condition } from './bluegreen/status.ts';
 import type { PodPhase, RelayState } from './platform/platform.ts';
 import type { RunResult } from './bluegreen/result.ts';
@@ -73,19 +73,9 @@ export interface PodChangedEvent extends EventBase {
 }
 
 /** One ordinal's sessions moved: forward (old -> new) or rollback (new -> old). */
-export interface OrdinalMovedEvent extends EventBase {
+export interface OrdinalMovedEvent extends EventBase, MovedOrdinal {
   type: 'ordinal-moved';
   direction: Direction;
-  ordinal: number;
-  source: string;
-  target: string;
-  sessions: number | null;
-  skipped: number | null;
-  bytes: number | null;
-  durationMs: number | null;
-  pauseMs: number | null;
-  /** The restore call's answer was lost; figures were read back from the relay's status. */
-  inferred: boolean;
 }
 
 export interface LabelsChangedEvent extends EventBase {

@@ -2,7 +2,7 @@ import { summarizeError, type ErrorSummary } from './errors.ts';
 import type { UpdateObserver } from './events.ts';
 import { setNames } from './bluegreen/context.ts';
 import { runCommand, type RunOptions } from './bluegreen/machine.ts';
-import { isTerminal, parseRecord, pickRecord, type LocatedRecord, type ProgressRecord } from './bluegreen/record.ts';
+import { isTerminal, parseProgress, pickProgress, type LocatedProgress, type ProgressRecord } from './bluegreen/progress.ts';
 import type { RunResult } from './bluegreen/result.ts';
 import type { ControlSpec, UpdateSpec } from './bluegreen/spec.ts';
 import type { LockInfo, Platform, PodInfo, RelayStatus, SetInfo } from './platform/platform.ts';
@@ -54,7 +54,7 @@ export interface UpdateStatus {
 export async function readStatus(name: string, platform: Platform, options: { relays?: boolean } = {}): Promise<UpdateStatus> {
   const names = setNames(name);
   const sets: SetStatus[] = [];
-  const copies: LocatedRecord[] = [];
+  const copies: LocatedProgress[] = [];
   let recordError: ErrorSummary | null = null;
   for (const setName of [names.a, names.b]) {
     const set = await platform.getSet(setName);
@@ -67,15 +67,15 @@ export async function readStatus(name: string, platform: Platform, options: { re
     }
     sets.push({ set, pods, relays });
     try {
-      const record = parseRecord(set.name, set.annotations);
+      const record = parseProgress(set.name, set.annotations);
       if (record !== null) copies.push({ record, set: set.name });
     } catch (error) {
       recordError = summarizeError(error);
     }
   }
-  let picked: LocatedRecord | null = null;
+  let picked: LocatedProgress | null = null;
   try {
-    picked = pickRecord(copies);
+    picked = pickProgress(copies);
   } catch (error) {
     recordError = summarizeError(error);
   }
@@ -92,11 +92,11 @@ export async function readStatus(name: string, platform: Platform, options: { re
 }
 
 export type { RunOptions } from './bluegreen/machine.ts';
-export type { RunResult, ResultCode, MovedOrdinal } from './bluegreen/result.ts';
+export type { RunResult, ResultCode } from './bluegreen/result.ts';
 export type { UpdateSpec, ControlSpec, Timeouts, RetryPolicy } from './bluegreen/spec.ts';
 export { DEFAULT_TIMEOUTS } from './bluegreen/spec.ts';
-export type { ProgressRecord, OrdinalEntry, StepName, Direction, RecordPhase } from './bluegreen/record.ts';
-export { RECORD_ANNOTATION, UPDATE_ID_ANNOTATION, FORWARD_STEPS, ROLLBACK_STEPS } from './bluegreen/record.ts';
+export type { ProgressRecord, OrdinalEntry, MovedOrdinal, StepName, Direction, ProgressPhase } from './bluegreen/progress.ts';
+export { PROGRESS_ANNOTATION, UPDATE_ID_ANNOTATION, FORWARD_STEPS, ROLLBACK_STEPS } from './bluegreen/progress.ts';
 export { ROLLBACK_RULES } from './bluegreen/rollback.ts';
 export { Reason, ConditionType, type Condition } from './bluegreen/status.ts';
 export type { UpdateEvent, UpdateObserver, Command, RunStep } from './events.ts';

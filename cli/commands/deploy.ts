@@ -40,6 +40,8 @@ export async function deployCommand(ctx: CommandContext, flags: DeployFlags): Pr
     image: flags.image,
     ...(flags.servicePort === undefined ? {} : { servicePort: flags.servicePort }),
     ...(flags.affinity === undefined ? {} : { affinityMs: flags.affinity }),
+    // Regenerated certificates and the processes restarted for them: progress, so stderr.
+    onNotice: (notice) => io.stderr.write(globals.output === 'json' ? `${jsonLine(notice)}\n` : `${notice.message}\n`),
   });
   const keyPath = await publicKeyFile(info);
   if (globals.output === 'json') {

@@ -1,6 +1,6 @@
 import { summarizeError, type ErrorSummary } from '../errors.ts';
 import type { PodInfo, RelayStatus, SetInfo } from '../platform/platform.ts';
-import { parseRecord, pickRecord, type LocatedRecord } from './record.ts';
+import { parseProgress, pickProgress, type LocatedProgress } from './progress.ts';
 import type { Run } from './runtime.ts';
 
 /**
@@ -34,8 +34,8 @@ export interface SetView {
 export interface StartFacts {
   a: SetInfo | null;
   b: SetInfo | null;
-  /** The record speaking for the latest update (see pickRecord); null when neither set carries one. */
-  record: LocatedRecord | null;
+  /** The record speaking for the latest update (see pickProgress); null when neither set carries one. */
+  record: LocatedProgress | null;
 }
 
 /** What one ordinal looks like on both sides. Relay observations are null when the pod cannot have one yet. */
@@ -51,13 +51,13 @@ export async function gatherStart(run: Run): Promise<StartFacts> {
   const names = setNames(run.settings.name);
   const a = await getSet(run, names.a);
   const b = await getSet(run, names.b);
-  const copies: LocatedRecord[] = [];
+  const copies: LocatedProgress[] = [];
   for (const set of [a, b]) {
     if (set === null) continue;
-    const record = parseRecord(set.name, set.annotations);
+    const record = parseProgress(set.name, set.annotations);
     if (record !== null) copies.push({ record, set: set.name });
   }
-  return { a, b, record: pickRecord(copies) };
+  return { a, b, record: pickProgress(copies) };
 }
 
 export function getSet(run: Run, name: string): Promise<SetInfo | null> {

@@ -6,8 +6,8 @@ import type { Platform, SetInfo } from '../platform/platform.ts';
 import { gatherStart, listPods, observeRelays } from './context.ts';
 import { LeaseKeeper } from './lease.ts';
 import { planControl, planUpdate, preflightFresh, type StartPlan } from './preflight.ts';
-import { RECORD_VERSION, canRollBack, nextStep, type OrdinalEntry, type ProgressRecord } from './record.ts';
-import type { MovedOrdinal, RunResult } from './result.ts';
+import { PROGRESS_VERSION, canRollBack, movedOrdinal, nextStep, type MovedOrdinal, type OrdinalEntry, type ProgressRecord } from './progress.ts';
+import type { RunResult } from './result.ts';
 import { beginRollback, rollbackPhase } from './rollback.ts';
 import { Run } from './runtime.ts';
 import { resolveControlSpec, resolveUpdateSpec, type ControlSpec, type Settings, type UpdateSpec } from './spec.ts';
@@ -165,7 +165,7 @@ function newRecord(run: Run, id: string, from: SetInfo, to: string): ProgressRec
   const now = run.now();
   const image = run.settings.image ?? from.image;
   return {
-    v: RECORD_VERSION,
+    v: PROGRESS_VERSION,
     id,
     owner: run.settings.owner,
     name: run.settings.name,
@@ -410,16 +410,6 @@ class Outcomes {
 
 function moved(entries: Record<string, OrdinalEntry>): MovedOrdinal[] {
   return Object.entries(entries)
-    .map(([ordinal, entry]) => ({
-      ordinal: Number(ordinal),
-      source: entry.source,
-      target: entry.target,
-      sessions: entry.sessions,
-      skipped: entry.skipped,
-      bytes: entry.bytes,
-      durationMs: entry.durationMs,
-      pauseMs: entry.pauseMs,
-      inferred: entry.inferred,
-    }))
+    .map(([ordinal, entry]) => movedOrdinal(Number(ordinal), entry))
     .sort((x, y) => x.ordinal - y.ordinal);
 }

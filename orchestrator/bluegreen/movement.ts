@@ -2,7 +2,7 @@ import { ErrorCode, OrchestratorError, isOrchestratorError, summarizeError, toOr
 import type { RestoreOutcome } from '../platform/platform.ts';
 import { gatherOrdinal, type OrdinalFacts } from './context.ts';
 import { decideOrdinal, type WaitKind } from './ordinal.ts';
-import type { Direction, OrdinalEntry, ProgressRecord } from './record.ts';
+import { movedOrdinal, type Direction, type OrdinalEntry, type ProgressRecord } from './progress.ts';
 import { WaitClock, type Run } from './runtime.ts';
 import type { RecordStore } from './store.ts';
 import { Reason } from './status.ts';
@@ -169,19 +169,7 @@ async function recordArrival(
   await store.update((draft) => {
     entriesOf(draft, direction)[key] = entry;
   });
-  run.emit({
-    type: 'ordinal-moved',
-    direction,
-    ordinal: facts.ordinal,
-    source: entry.source,
-    target: entry.target,
-    sessions: entry.sessions,
-    skipped: entry.skipped,
-    bytes: entry.bytes,
-    durationMs: entry.durationMs,
-    pauseMs: entry.pauseMs,
-    inferred: entry.inferred,
-  });
+  run.emit({ type: 'ordinal-moved', direction, ...movedOrdinal(facts.ordinal, entry) });
 }
 
 /**

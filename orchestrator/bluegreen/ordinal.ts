@@ -1,6 +1,6 @@
 import { RESTORE_LABEL, RESTORE_LABEL_VALUE, carriesRestoreLabel, type PodInfo, type RelayState, type RelayStatus } from '../platform/platform.ts';
 import type { OrdinalFacts, RelayObservation } from './context.ts';
-import type { Direction } from './record.ts';
+import type { Direction } from './progress.ts';
 import { Reason } from './status.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { PodInfo, SetInfo } from '../platform/platform.ts';
 import type { RelayObservation, StartFacts } from './context.ts';
 import { otherSet } from './context.ts';
-import { isTerminal, type LocatedRecord, type ProgressRecord } from './record.ts';
+import { isTerminal, type LocatedProgress, type ProgressRecord } from './progress.ts';
 import type { Settings } from './spec.ts';
 import { Reason } from './status.ts';
 
@@ -16,11 +16,11 @@ export type StartPlan =
   /** A new update from `from`; still subject to the pod and relay checks of preflightFresh. */
   | { kind: 'fresh'; from: SetInfo; to: string }
   /** Continue the recorded update in its recorded direction. */
-  | { kind: 'resume'; located: LocatedRecord; set: SetInfo }
+  | { kind: 'resume'; located: LocatedProgress; set: SetInfo }
   /** Turn a forward update into a rollback, as asked by the abort or rollback command. */
-  | { kind: 'start-rollback'; located: LocatedRecord; set: SetInfo; requestedBy: 'abort' | 'rollback' };
+  | { kind: 'start-rollback'; located: LocatedProgress; set: SetInfo; requestedBy: 'abort' | 'rollback' };
 
-function holderOf(facts: StartFacts, located: LocatedRecord): SetInfo | null {
+function holderOf(facts: StartFacts, located: LocatedProgress): SetInfo | null {
   return [facts.a, facts.b].find((set) => set?.name === located.set) ?? null;
 }
 

@@ -1,6 +1,6 @@
 import type { ErrorSummary } from '../errors.ts';
 import type { Command, RunStep } from '../events.ts';
-import type { ProgressRecord } from './record.ts';
+import type { MovedOrdinal, ProgressRecord } from './progress.ts';
 
 /**
  * What a run ends with. `code` is what the CLI maps to an exit status; each code is a distinct situation:
@@ -15,18 +15,6 @@ import type { ProgressRecord } from './record.ts';
  * - refused:     the spec was invalid or preflight said no; nothing was touched.
  */
 export type ResultCode = 'succeeded' | 'timed-out' | 'rolled-back' | 'failed' | 'lock-held' | 'refused';
-
-export interface MovedOrdinal {
-  ordinal: number;
-  source: string;
-  target: string;
-  sessions: number | null;
-  skipped: number | null;
-  bytes: number | null;
-  durationMs: number | null;
-  pauseMs: number | null;
-  inferred: boolean;
-}
 
 interface ResultBase {
   command: Command;

@@ -1,5 +1,5 @@
 import { summarizeError, type OrchestratorError } from '../errors.ts';
-import type { ForwardStep, ProgressRecord } from './record.ts';
+import type { ForwardStep, ProgressRecord } from './progress.ts';
 import type { Run } from './runtime.ts';
 import type { RecordStore } from './store.ts';
 import { ConditionType, Reason, setCondition } from './status.ts';

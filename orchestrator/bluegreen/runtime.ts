@@ -2,7 +2,7 @@ import { withTimeout, type Clock } from '../clock.ts';
 import { ErrorCode, OrchestratorError, summarizeError, toOrchestratorError } from '../errors.ts';
 import type { EventInput, EventSink, RunStep } from '../events.ts';
 import type { PodInfo, Platform, RelayStatus } from '../platform/platform.ts';
-import type { Direction } from './record.ts';
+import type { Direction } from './progress.ts';
 import type { Settings } from './spec.ts';
 import { Reason } from './status.ts';
 

@@ -3,7 +3,7 @@ import { RESTORE_LABEL, RESTORE_LABEL_VALUE, carriesRestoreLabel, type PodInfo, 
 import { gatherAllOrdinals, gatherSet, getSet, listPods, observeRelays, podAt, type OrdinalFacts, type RelayObservation, type SetView } from './context.ts';
 import { forEachOrdinal, moveOrdinal } from './movement.ts';
 import { placementOf } from './ordinal.ts';
-import { UPDATE_ID_ANNOTATION, type Direction, type ProgressRecord, type StepName } from './record.ts';
+import { UPDATE_ID_ANNOTATION, type Direction, type ProgressRecord, type StepName } from './progress.ts';
 import { WaitClock, type Run } from './runtime.ts';
 import type { RecordStore } from './store.ts';
 import { Reason } from './status.ts';

@@ -1,6 +1,6 @@
 import { ErrorCode, OrchestratorError, isOrchestratorError } from '../errors.ts';
 import type { SetInfo } from '../platform/platform.ts';
-import { RECORD_ANNOTATION, isTerminal, parseRecord, serializeRecord, type ProgressRecord } from './record.ts';
+import { PROGRESS_ANNOTATION, isTerminal, parseProgress, serializeProgress, type ProgressRecord } from './progress.ts';
 import type { Run } from './runtime.ts';
 import { Reason, type Condition } from './status.ts';
 
@@ -74,7 +74,7 @@ export class RecordStore {
       change(draft);
       const before = this.#record.conditions;
       this.#resourceVersion = set.resourceVersion;
-      const existing = parseRecord(set.name, set.annotations);
+      const existing = parseProgress(set.name, set.annotations);
       // A resumed run may find its own later copy there already.
       const expectedSeq = existing && existing.id === draft.id ? existing.seq : null;
       const seq = Math.max(this.#record.seq, existing?.id === draft.id ? existing.seq : 0) + 1;
@@ -103,7 +103,7 @@ export class RecordStore {
       try {
         const written = await run.call(
           `patchSetAnnotations ${set}`,
-          () => run.platform.patchSetAnnotations(set, { [RECORD_ANNOTATION]: serializeRecord(record) }, this.#resourceVersion),
+          () => run.platform.patchSetAnnotations(set, { [PROGRESS_ANNOTATION]: serializeProgress(record) }, this.#resourceVersion),
           { retry: true },
         );
         this.#record = record;
@@ -120,7 +120,7 @@ export class RecordStore {
             reason: Reason.RecordConflict,
           });
         }
-        const there = parseRecord(set, current.annotations);
+        const there = parseProgress(set, current.annotations);
         if (there !== null && there.id === record.id && there.seq === record.seq) {
           // An earlier attempt landed but its answer was lost.
           this.#record = record;
@@ -163,5 +163,5 @@ export class RecordStore {
 }
 
 function sameContent(x: ProgressRecord, y: ProgressRecord): boolean {
-  return serializeRecord({ ...x, seq: 0, updatedAt: 0 }) === serializeRecord({ ...y, seq: 0, updatedAt: 0 });
+  return serializeProgress({ ...x, seq: 0, updatedAt: 0 }) === serializeProgress({ ...y, seq: 0, updatedAt: 0 });
 }

@@ -158,3 +158,27 @@ export function restoreForbiddenBecause(
   if (!carriesRestoreLabel(source)) return `${source.name} does not carry ${RESTORE_LABEL}=${RESTORE_LABEL_VALUE}`;
   return null;
 }
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * JSON merge patch (RFC 7386), as Kubernetes applies `application/merge-patch+json` and as patchPodLabels and
+ * patchSetAnnotations take their maps: a key whose patch value is null is removed, an object is merged key by key,
+ * anything else replaces. Returns a new value; neither argument is changed. Keys are own data properties, so a
+ * "__proto__" key from a parsed request stays a key and never reaches a prototype.
+ */
+export function applyMergePatch(target: Readonly<Record<string, string>>, patch: Readonly<Record<string, string | null>>): Record<string, string>;
+export function applyMergePatch(target: unknown, patch: JsonValue): JsonValue;
+export function applyMergePatch(target: unknown, patch: JsonValue): JsonValue {
+  if (!isJsonObject(patch)) return patch;
+  const merged = new Map<string, JsonValue>(isJsonObject(target) ? Object.entries(target) : []);
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) merged.delete(key);
+    else merged.set(key, applyMergePatch(merged.get(key), value));
+  }
+  return Object.fromEntries(merged);
+}
+
+function isJsonObject(value: unknown): value is { [key: string]: JsonValue } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

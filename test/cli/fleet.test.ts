@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { DeviceFleet, diffCounters, mergeCounters, zeroCounters } from '../../cli/devices/fleet.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
+import { generateDtlsKeyPair } from '../../pki/certificates.ts';
 import { adapterOnLoopback } from '../helpers/adapter-harness.ts';
 
 /** The simulated devices against the relay's DTLS adapter on loopback (in process, real node-mbed-dtls). */

@@ -1,6 +1,6 @@
 import { ManualClock } from '../../orchestrator/clock.ts';
 import { runAbort, runRollback, runUpdate, type RunOptions } from '../../orchestrator/index.ts';
-import { RECORD_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import { PROGRESS_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/progress.ts';
 import type { RunResult } from '../../orchestrator/bluegreen/result.ts';
 import type { ControlSpec, UpdateSpec } from '../../orchestrator/bluegreen/spec.ts';
 import type { UpdateEvent } from '../../orchestrator/events.ts';
@@ -15,6 +15,7 @@ import {
   unavailableError,
 } from '../../orchestrator/errors.ts';
 import {
+  applyMergePatch,
   restoreForbiddenBecause,
   type CreateSetSpec,
   type LockInfo,
@@ -300,13 +301,13 @@ export class FakeCluster {
   editSetAnnotations(set: string, annotations: Record<string, string | null>): void {
     const info = this.#liveSet(set);
     if (info === undefined) throw new Error(`no set ${set}`);
-    this.#sets.set(set, { ...info, annotations: applyPatch(info.annotations, annotations), resourceVersion: this.#nextVersion() });
+    this.#sets.set(set, { ...info, annotations: applyMergePatch(info.annotations, annotations), resourceVersion: this.#nextVersion() });
   }
 
   editPodLabels(pod: string, labels: Record<string, string | null>): void {
     const fake = this.#pods.get(pod);
     if (fake === undefined) throw new Error(`no pod ${pod}`);
-    fake.labels = applyPatch(fake.labels, labels);
+    fake.labels = applyMergePatch(fake.labels, labels);
   }
 
   /** A relay changes by itself (crash, misconfiguration): its state and readiness. */
@@ -486,14 +487,14 @@ export class FakeCluster {
   patchPodLabels(name: string, labels: Record<string, string | null>): void {
     const pod = this.#pods.get(name);
     if (pod === undefined || this.#gone(pod)) throw notFoundError(`pod ${name}`);
-    pod.labels = applyPatch(pod.labels, labels);
+    pod.labels = applyMergePatch(pod.labels, labels);
   }
 
   patchSetAnnotations(name: string, annotations: Record<string, string | null>, expected?: string): SetInfo {
     const set = this.#liveSet(name);
     if (set === undefined) throw notFoundError(`set ${name}`);
     if (expected !== undefined && expected !== set.resourceVersion) throw conflictError(`set ${name}`, expected, set.resourceVersion);
-    const updated = { ...set, annotations: applyPatch(set.annotations, annotations), resourceVersion: this.#nextVersion() };
+    const updated = { ...set, annotations: applyMergePatch(set.annotations, annotations), resourceVersion: this.#nextVersion() };
     this.#sets.set(name, updated);
     return updated;
   }
@@ -751,15 +752,6 @@ class FakeProcess implements Platform {
   }
 }
 
-function applyPatch(current: Readonly<Record<string, string>>, patch: Record<string, string | null>): Record<string, string> {
-  const next: Record<string, string> = { ...current };
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete next[key];
-    else next[key] = value;
-  }
-  return next;
-}
-
 /** Callers get copies, so they can never change the cluster's state by mutating a result. Leases keep methods. */
 function copyOut<T>(value: T): T {
   if (typeof value === 'object' && value !== null && Object.values(value).some((field) => typeof field === 'function')) return value;
@@ -825,7 +817,7 @@ export class Scenario {
   /** The progress record as stored on `set`, or null. */
   record(set: string): ProgressRecord | null {
     const info = this.cluster.set(set);
-    const raw = info?.annotations[RECORD_ANNOTATION];
+    const raw = info?.annotations[PROGRESS_ANNOTATION];
     return raw === undefined ? null : (JSON.parse(raw) as ProgressRecord);
   }
 

@@ -9,7 +9,7 @@ import {
   type NativeSocket,
 } from '../../relay/dtls/adapter.ts';
 import type { PeerAddress, Session } from '../../relay/session/session.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
+import { generateDtlsKeyPair } from '../../pki/certificates.ts';
 
 // Measured limits of the package, stated here independently of the adapter's own constants.
 /** Larger datagrams overflow a heap buffer in the native receive path. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { runUpdate } from '../../orchestrator/index.ts';
-import type { ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import type { ProgressRecord } from '../../orchestrator/bluegreen/progress.ts';
 import { Reason } from '../../orchestrator/bluegreen/status.ts';
 import { ErrorCode } from '../../orchestrator/errors.ts';
 import { Scenario } from '../fakes/platform.ts';

@@ -3,14 +3,14 @@ import type { OrdinalFacts, RelayObservation, SetView, StartFacts } from '../../
 import { decideOrdinal, labelPatches, placementOf, restorable } from '../../orchestrator/bluegreen/ordinal.ts';
 import { planControl, planUpdate, preflightFresh } from '../../orchestrator/bluegreen/preflight.ts';
 import {
-  RECORD_ANNOTATION,
+  PROGRESS_ANNOTATION,
   UPDATE_ID_ANNOTATION,
   canRollBack,
   nextStep,
-  parseRecord,
-  pickRecord,
+  parseProgress,
+  pickProgress,
   type ProgressRecord,
-} from '../../orchestrator/bluegreen/record.ts';
+} from '../../orchestrator/bluegreen/progress.ts';
 import { resolveControlSpec, resolveUpdateSpec, DEFAULT_TIMEOUTS } from '../../orchestrator/bluegreen/spec.ts';
 import { ConditionType, Reason, setCondition } from '../../orchestrator/bluegreen/status.ts';
 import { decideCreate, decideMark, misplaced, readDrain } from '../../orchestrator/bluegreen/steps.ts';
@@ -100,15 +100,15 @@ function record(overrides: Partial<ProgressRecord> = {}): ProgressRecord {
 }
 
 function withRecord(info: SetInfo, value: ProgressRecord): SetInfo {
-  return { ...info, annotations: { ...info.annotations, [RECORD_ANNOTATION]: JSON.stringify(value) } };
+  return { ...info, annotations: { ...info.annotations, [PROGRESS_ANNOTATION]: JSON.stringify(value) } };
 }
 
 function startFacts(a: SetInfo | null, b: SetInfo | null): StartFacts {
   const copies = [a, b].flatMap((info) => {
-    const parsed = info === null ? null : parseRecord(info.name, info.annotations);
+    const parsed = info === null ? null : parseProgress(info.name, info.annotations);
     return parsed === null || info === null ? [] : [{ record: parsed, set: info.name }];
   });
-  return { a, b, record: pickRecord(copies) };
+  return { a, b, record: pickProgress(copies) };
 }
 
 const settings = resolveUpdateSpec({ name: 'relay', image: 'relay:2', owner: 'alice' });
@@ -147,25 +147,25 @@ describe('spec', () => {
 
 describe('progress record', () => {
   test('parses, and refuses to guess at a corrupt or newer record', () => {
-    expect(parseRecord('relay-a', {})).toBeNull();
-    expect(parseRecord('relay-a', { [RECORD_ANNOTATION]: JSON.stringify(record()) })).toEqual(record());
+    expect(parseProgress('relay-a', {})).toBeNull();
+    expect(parseProgress('relay-a', { [PROGRESS_ANNOTATION]: JSON.stringify(record()) })).toEqual(record());
     for (const raw of ['{', '[]', JSON.stringify({ ...record(), v: 2 }), JSON.stringify({ ...record(), step: 'teleport' })]) {
-      expect(() => parseRecord('relay-a', { [RECORD_ANNOTATION]: raw })).toThrow(expect.objectContaining({ code: ErrorCode.RecordCorrupt }));
+      expect(() => parseProgress('relay-a', { [PROGRESS_ANNOTATION]: raw })).toThrow(expect.objectContaining({ code: ErrorCode.RecordCorrupt }));
     }
   });
 
   test('the copy with the higher seq speaks for an update; an active record beats a finished one', () => {
     const older = { record: record({ seq: 7, step: 'verify' }), set: 'relay-a' };
     const newer = { record: record({ seq: 8, step: 'delete' }), set: 'relay-b' };
-    expect(pickRecord([older, newer])).toBe(newer);
-    expect(pickRecord([newer, older])).toBe(newer);
+    expect(pickProgress([older, newer])).toBe(newer);
+    expect(pickProgress([newer, older])).toBe(newer);
     const finished = { record: record({ id: 'u0', seq: 99, phase: 'Completed', step: 'done' }), set: 'relay-b' };
-    expect(pickRecord([finished, older])).toBe(older);
-    expect(pickRecord([])).toBeNull();
+    expect(pickProgress([finished, older])).toBe(older);
+    expect(pickProgress([])).toBeNull();
   });
 
   test('two active records of different updates are a conflict, not a guess', () => {
-    expect(() => pickRecord([{ record: record({ id: 'u1' }), set: 'relay-a' }, { record: record({ id: 'u2' }), set: 'relay-b' }])).toThrow(
+    expect(() => pickProgress([{ record: record({ id: 'u1' }), set: 'relay-a' }, { record: record({ id: 'u2' }), set: 'relay-b' }])).toThrow(
       expect.objectContaining({ code: ErrorCode.RecordConflict }),
     );
   });

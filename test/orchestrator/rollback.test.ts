@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import type { ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import type { ProgressRecord } from '../../orchestrator/bluegreen/progress.ts';
 import { Reason } from '../../orchestrator/bluegreen/status.ts';
 import { ErrorCode, restoreFailedError } from '../../orchestrator/errors.ts';
 import { Scenario } from '../fakes/platform.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { readStatus, runUpdate } from '../../orchestrator/index.ts';
-import { RECORD_ANNOTATION, UPDATE_ID_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/record.ts';
+import { PROGRESS_ANNOTATION, UPDATE_ID_ANNOTATION, type ProgressRecord } from '../../orchestrator/bluegreen/progress.ts';
 import { Reason } from '../../orchestrator/bluegreen/status.ts';
 import { ErrorCode } from '../../orchestrator/errors.ts';
 import { Scenario } from '../fakes/platform.ts';
@@ -77,6 +77,19 @@ describe('a blue/green update', () => {
     expect(newPod[0]).toMatchObject({ phase: 'Pending', relayState: null });
     expect(newPod.some((event) => event.relayState === 'serving' && event.ready)).toBe(true);
     expect(s.eventsOf('condition').at(-1)?.condition).toMatchObject({ type: 'Completed', status: 'True', reason: Reason.UpdateCompleted });
+  });
+
+  test('the record, the ordinal-moved events and the result report the same moves', async () => {
+    const s = new Scenario({ seed: { replicas: 2 } });
+    const result = await s.update();
+    const entries = (s.record('relay-b') as ProgressRecord).handedOver;
+    const fromRecord = Object.entries(entries).map(([ordinal, { state: _s, startedAt: _a, finishedAt: _f, ...move }]) => ({ ordinal: Number(ordinal), ...move }));
+    expect(fromRecord).toEqual([
+      { ordinal: 0, source: 'relay-a-0', target: 'relay-b-0', sessions: 100, skipped: 0, bytes: 29_700, durationMs: expect.any(Number), pauseMs: 50, inferred: false },
+      { ordinal: 1, source: 'relay-a-1', target: 'relay-b-1', sessions: 100, skipped: 0, bytes: 29_700, durationMs: expect.any(Number), pauseMs: 50, inferred: false },
+    ]);
+    expect(result.code === 'succeeded' && result.moved).toEqual(fromRecord);
+    expect(s.eventsOf('ordinal-moved').map(({ type: _t, at: _at, updateId: _u, direction: _d, ...move }) => move)).toEqual(fromRecord);
   });
 
   test('records intent before the restore, and the outcome after, on the old set until the delete step', async () => {
@@ -226,7 +239,7 @@ describe('reruns and refusals', () => {
 
   test('a corrupt record is refused, not guessed at', async () => {
     const s = new Scenario();
-    s.cluster.editSetAnnotations('relay-a', { [RECORD_ANNOTATION]: '{"v":1,' });
+    s.cluster.editSetAnnotations('relay-a', { [PROGRESS_ANNOTATION]: '{"v":1,' });
     expect(await s.update()).toMatchObject({ code: 'refused', reason: Reason.RecordCorrupt });
     expect(s.cluster.log({ writesOnly: true })).toEqual(['lock.acquire relay alice@test', 'lease.release relay']);
   });
@@ -276,7 +289,7 @@ describe('platform trouble', () => {
     const s = new Scenario();
     s.cluster.beforeCall = (call) => {
       if (call.method === 'relay.restore' && call.target === 'relay-b-1') {
-        s.cluster.editSetAnnotations('relay-a', { [RECORD_ANNOTATION]: JSON.stringify({ ...s.record('relay-a'), id: 'hijack', seq: 99 }) });
+        s.cluster.editSetAnnotations('relay-a', { [PROGRESS_ANNOTATION]: JSON.stringify({ ...s.record('relay-a'), id: 'hijack', seq: 99 }) });
       }
     };
     const result = await s.update();

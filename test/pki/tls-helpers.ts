@@ -2,12 +2,15 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { roleFromSubjectAltName, type ManagementRole } from '../../api/management-roles.ts';
 
 export interface PeerInfo {
   /** CN of the client certificate the server saw. */
   cn: string | undefined;
   /** Node's verdict on the client certificate (always true when the handler runs with rejectUnauthorized). */
   authorized: boolean;
+  /** The role the server reads from the client certificate, as the relay's management server does. */
+  role: ManagementRole | null;
 }
 
 export interface TestServer {
@@ -23,8 +26,9 @@ export async function startServer(host: string, tls: https.ServerOptions): Promi
   const server = https.createServer(tls, (req, res) => {
     handled++;
     const socket = req.socket as TLSSocket;
-    const cn = socket.getPeerCertificate().subject?.CN;
-    const peer: PeerInfo = { cn: Array.isArray(cn) ? cn[0] : cn, authorized: socket.authorized };
+    const certificate = socket.getPeerCertificate();
+    const cn = certificate.subject?.CN;
+    const peer: PeerInfo = { cn: Array.isArray(cn) ? cn[0] : cn, authorized: socket.authorized, role: roleFromSubjectAltName(certificate.subjectaltname) };
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(peer));
   });

@@ -3,19 +3,19 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HANDOVER_HEADERS } from '../../api/management.ts';
 import { encodeSessionChunks } from '../../api/state-codec.ts';
 import { LIMITS, type SessionState } from '../../api/state-format.ts';
-import { generateDtlsKeyPair } from '../../orchestrator/platform/local/pki.ts';
 import { DtlsAdapter } from '../../relay/dtls/adapter.ts';
 import type { HandoverHost } from '../../relay/handover/host.ts';
 import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { HandoverSuccessor } from '../../relay/handover/successor.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
+import { dtlsKeys } from '../helpers/adapter-harness.ts';
 import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
 
 let serverKey: Buffer;
 const open: Array<{ close(): unknown }> = [];
 
 beforeAll(async () => {
-  serverKey = Buffer.from((await generateDtlsKeyPair()).privateKeyPkcs8Pem);
+  ({ serverKey } = await dtlsKeys());
 });
 
 afterEach(() => {

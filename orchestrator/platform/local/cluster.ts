@@ -8,8 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT } from './defaults.ts';
 import { HOST_ADDRESS, MAX_REPLICAS, detectNetworkMode, stablePort, subnetFor } from './addresses.ts';
 import { LocalErrorCode, LocalPlatformError } from './local-errors.ts';
-import { LocalPlatform } from './local-platform.ts';
-import { ensureLocalPki, localPkiPaths } from './pki.ts';
+import { LocalPlatform, type RestartedPod } from './local-platform.ts';
+import { ensureLocalPki, localPkiPaths, type LocalPki, type LocalPkiChange } from './pki.ts';
 import { findProcesses, processMatches, spawnDetached, stopProcesses, type Target } from './processes.ts';
 import { RELAY_MAIN, logTail, relayTarget } from './relays.ts';
 import { SELECTOR_LABEL, SERVICE_MAIN, serviceMarkers } from './service.ts';
@@ -72,9 +72,23 @@ export interface DeployOptions extends LocalOptions {
   network?: NetworkMode;
   /** How long to wait for the service and the relays. Default 60 s. */
   timeoutMs?: number;
+  /** Told what deploy changed in an existing cluster (for a progress line on stderr). */
+  onNotice?: (notice: DeployNotice) => void;
 }
 
+/**
+ * What deploy changed beyond starting what was missing: PKI items it regenerated, and processes it restarted
+ * because they ran with certificates reissued since (relays lose their sessions: their devices handshake again).
+ */
+export type DeployNotice =
+  | { kind: 'pki-regenerated'; changes: LocalPkiChange[]; message: string }
+  | { kind: 'service-restarted'; message: string }
+  | { kind: 'relays-restarted'; set: string; pods: RestartedPod[]; message: string };
+
 export { DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT };
+
+/** The service stops its front and echo within 3 s (service-main.ts). */
+const SERVICE_STOP_GRACE_MS = 5_000;
 
 interface Checked {
   stateDir: string;
@@ -85,6 +99,7 @@ interface Checked {
   affinityMs: number | undefined;
   network: NetworkMode | undefined;
   timeoutMs: number;
+  notify: (notice: DeployNotice) => void;
 }
 
 function invalid(field: string, expected: string, got: unknown): never {
@@ -110,22 +125,36 @@ function checkDeploy(options: DeployOptions): Checked {
   if (affinityMs !== undefined && (!Number.isInteger(affinityMs) || affinityMs <= 0)) invalid('affinityMs', 'a positive whole number of ms', affinityMs);
   if (network !== undefined && network !== 'pod-ips' && network !== 'shared') invalid('network', "'pod-ips' or 'shared'", network);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) invalid('timeoutMs', 'a positive number of ms', timeoutMs);
-  return { stateDir, name, replicas, image, servicePort, affinityMs, network, timeoutMs };
+  return { stateDir, name, replicas, image, servicePort, affinityMs, network, timeoutMs, notify: options.onNotice ?? (() => undefined) };
 }
 
 /**
  * Makes sure the local cluster runs: PKI, the service process, and a serving, ready set (`<name>-a` when there is
  * none yet; an existing set is kept as it is). Idempotent.
+ *
+ * PKI items that are wrong are regenerated (ensureLocalPki), e.g. the role-less certificates of an older relayctl.
+ * Running processes keep the certificates they started with, so deploy restarts those whose certificate is not
+ * the folder's: the service process (a moment without its UDP front: devices retransmit; flows it pinned are
+ * spread again, and a relay that lacks a device's session claims it from its sibling) and the relays (their
+ * sessions end: those devices handshake again). It compares fingerprints recorded at start, so a deploy
+ * interrupted after regenerating still restarts them the next time.
  */
 export async function deployLocal(options: DeployOptions): Promise<LocalClusterInfo> {
   const spec = checkDeploy(options);
   const paths = localPaths(spec.stateDir);
   const deadline = Date.now() + spec.timeoutMs;
-  await ensureLocalPki(paths.stateDir);
+  const pki = await ensureLocalPki(paths.stateDir);
+  if (pki.status === 'updated') {
+    spec.notify({
+      kind: 'pki-regenerated',
+      changes: pki.changes,
+      message: `regenerated in ${pki.paths.dir}: ${pki.changes.map((change) => `${change.item} (${change.reason})`).join(', ')}`,
+    });
+  }
   await ensureLayout(paths);
   await withStateLock(paths.lock, async () => {
     const cluster = await ensureClusterRecord(paths, spec);
-    await ensureService(paths, cluster, deadline);
+    await ensureService(paths, cluster, pki, deadline, spec.notify);
   });
 
   const platform = await LocalPlatform.open(paths.stateDir, { name: spec.name });
@@ -153,13 +182,13 @@ export async function deployLocal(options: DeployOptions): Promise<LocalClusterI
         );
       }
       // Nobody else holds sessions to restore from, so restarted relays serve at once.
-      await platform.restartFailedPods(only, false);
+      notifyRestarted(spec, only, await platform.restartPods(only, false));
       await waitUntilServing(platform, paths, only, deadline);
     } else {
       // An update is in progress: restart what died as its set's template says, and leave the rest to the update.
       for (const name of sets) {
         const set = await readSet(paths, name);
-        if (set !== null) await platform.restartFailedPods(name, set.awaitRestore);
+        if (set !== null) notifyRestarted(spec, name, await platform.restartPods(name, set.awaitRestore));
       }
     }
   } finally {
@@ -168,6 +197,17 @@ export async function deployLocal(options: DeployOptions): Promise<LocalClusterI
   const info = await localClusterInfo({ stateDir: spec.stateDir, name: spec.name });
   if (info === null) throw new LocalPlatformError(LocalErrorCode.NotDeployed, `the local cluster in ${paths.stateDir} vanished during deploy`);
   return info;
+}
+
+function notifyRestarted(spec: Checked, set: string, pods: RestartedPod[]): void {
+  const reissued = pods.filter((pod) => pod.reason === 'certificate-reissued').map((pod) => pod.pod);
+  const exited = pods.filter((pod) => pod.reason === 'exited').map((pod) => pod.pod);
+  if (pods.length === 0) return;
+  const parts = [
+    ...(reissued.length > 0 ? [`${reissued.join(', ')} ran with a certificate reissued since (their devices handshake again)`] : []),
+    ...(exited.length > 0 ? [`${exited.join(', ')} had exited`] : []),
+  ];
+  spec.notify({ kind: 'relays-restarted', set, pods, message: `restarted relays of ${set}: ${parts.join('; ')}` });
 }
 
 async function ensureClusterRecord(paths: LocalPaths, spec: Checked): Promise<ClusterRecord> {
@@ -210,11 +250,24 @@ async function ensureClusterRecord(paths: LocalPaths, spec: Checked): Promise<Cl
   return cluster;
 }
 
-/** The running service's record, starting the service process when none runs. Call under the state lock. */
-async function ensureService(paths: LocalPaths, cluster: ClusterRecord, deadline: number): Promise<ServiceRecord> {
+/**
+ * The running service's record, starting the service process when none runs, or when it runs with an operator
+ * certificate other than the folder's (it could not probe relays started with a new CA). Call under the state lock.
+ */
+async function ensureService(
+  paths: LocalPaths,
+  cluster: ClusterRecord,
+  pki: LocalPki,
+  deadline: number,
+  notify: (notice: DeployNotice) => void,
+): Promise<ServiceRecord> {
   const markers = serviceMarkers(paths.stateDir);
   const current = await readService(paths);
-  if (current !== null && processMatches(current.pid, markers)) return current;
+  if (current !== null && processMatches(current.pid, markers)) {
+    if (current.tlsCertificate === pki.operator.fingerprint256) return current;
+    await stopProcesses([{ pid: current.pid, markers }], SERVICE_STOP_GRACE_MS);
+    notify({ kind: 'service-restarted', message: 'restarted the local service: it ran with a certificate reissued since' });
+  }
   const pid = await spawnDetached({
     script: SERVICE_MAIN,
     args: ['--state-dir', paths.stateDir],

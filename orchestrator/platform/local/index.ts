@@ -8,7 +8,7 @@ import { LocalPlatform, type LocalPlatformOptions } from './local-platform.ts';
 import type { LocalOptions } from './cluster.ts';
 
 export { deployLocal, localClusterInfo, teardownLocal, DEFAULT_AFFINITY_MS, DEFAULT_NAME, DEFAULT_SERVICE_PORT } from './cluster.ts';
-export type { DeployOptions, LocalClusterInfo, LocalOptions } from './cluster.ts';
+export type { DeployNotice, DeployOptions, LocalClusterInfo, LocalOptions } from './cluster.ts';
 export { LocalPlatform, type LocalPlatformOptions } from './local-platform.ts';
 export { LocalErrorCode, LocalPlatformError, isLocalPlatformError } from './local-errors.ts';
 export type { NetworkMode } from './state.ts';

@@ -19,6 +19,7 @@ import {
   unavailableError,
 } from '../../errors.ts';
 import {
+  applyMergePatch,
   restoreForbiddenBecause,
   type CreateSetSpec,
   type Platform,
@@ -85,6 +86,12 @@ export interface LocalPlatformOptions {
   restoreTimeoutMs?: number;
   /** deleteSet waits at most this long for the service front to stop routing to the pods. Default 2 s. */
   endpointDrainMs?: number;
+}
+
+/** A relay deploy started again: its process had exited, or ran with a certificate reissued since. */
+export interface RestartedPod {
+  pod: string;
+  reason: 'exited' | 'certificate-reissued';
 }
 
 /** What deploy asks of createSet beyond the Platform's CreateSetSpec. */
@@ -232,25 +239,32 @@ export class LocalPlatform implements Platform {
   }
 
   /**
-   * Starts again the relays of `set` whose process is gone, as a StatefulSet controller recreates pods. Used by
-   * deploy (after a reboot, say); `awaitRestore` as the caller decides. Returns the pods restarted.
+   * Starts again the relays of `set` whose process is gone, as a StatefulSet controller recreates pods, and first
+   * stops those that run with a relay certificate other than the folder's (reissued since they started: they would
+   * keep presenting the old one, without its role or from a replaced CA). Stopping a relay ends its sessions: their
+   * devices handshake again with the restarted one. Used by deploy; `awaitRestore` as the caller decides.
    */
-  async restartFailedPods(set: string, awaitRestore: boolean): Promise<string[]> {
+  async restartPods(set: string, awaitRestore: boolean): Promise<RestartedPod[]> {
+    const outdated = (await this.#podRecords()).filter(
+      (pod) => pod.set === set && pod.deletingAt === null && this.#alive(pod) && pod.tlsCertificate !== this.pki.relay.fingerprint256,
+    );
+    await stopProcesses(this.#targets(outdated), this.#graceMs);
     return withStateLock(this.paths.lock, async () => {
       const cluster = await this.#cluster();
-      const restarted: string[] = [];
+      const restarted: RestartedPod[] = [];
       for (const pod of await this.#podRecords()) {
         if (pod.set !== set || pod.deletingAt !== null || this.#alive(pod)) continue;
         // Shared mode's ports were free when the pod was made; something else may hold them by now.
         await checkPodPortsFree(pod.name, pod.address, pod.dtlsPort, pod.mgmtPort);
         await this.#launch(cluster, { ...pod, createdAt: Date.now(), pid: null }, awaitRestore);
-        restarted.push(pod.name);
+        restarted.push({ pod: pod.name, reason: outdated.some((stopped) => stopped.name === pod.name) ? 'certificate-reissued' : 'exited' });
       }
       return restarted;
     });
   }
 
-  async #launch(cluster: ClusterRecord, pod: PodRecord, awaitRestore: boolean): Promise<void> {
+  async #launch(cluster: ClusterRecord, started: PodRecord, awaitRestore: boolean): Promise<void> {
+    const pod: PodRecord = { ...started, tlsCertificate: this.pki.relay.fingerprint256 };
     // The record comes first: a crash between the two writes leaves a Failed pod, never an unknown process.
     await writeJsonAtomic(podFile(this.paths, pod.name), pod);
     await this.#writePeers();
@@ -357,7 +371,7 @@ export class LocalPlatform implements Platform {
     await withStateLock(this.paths.lock, async () => {
       const record = await readPod(this.paths, pod);
       if (record === null) throw notFoundError(`pod ${pod}`);
-      await writeJsonAtomic(podFile(this.paths, pod), { ...record, labels: applyPatch(record.labels, labels) });
+      await writeJsonAtomic(podFile(this.paths, pod), { ...record, labels: applyMergePatch(record.labels, labels) });
     });
   }
 
@@ -372,7 +386,7 @@ export class LocalPlatform implements Platform {
       }
       const updated: SetRecord = {
         ...record,
-        annotations: applyPatch(record.annotations, annotations),
+        annotations: applyMergePatch(record.annotations, annotations),
         resourceVersion: await nextRevision(this.paths),
       };
       await writeJsonAtomic(setFile(this.paths, set), updated);
@@ -451,15 +465,6 @@ function toSetInfo(record: SetRecord): SetInfo {
     resourceVersion: record.resourceVersion,
     createdAt: record.createdAt,
   };
-}
-
-function applyPatch(current: Readonly<Record<string, string>>, patch: Record<string, string | null>): Record<string, string> {
-  const next: Record<string, string> = { ...current };
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete next[key];
-    else next[key] = value;
-  }
-  return next;
 }
 
 function checkPatch(operation: string, patch: unknown): asserts patch is Record<string, string | null> {

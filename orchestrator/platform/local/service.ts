@@ -108,6 +108,7 @@ export class LocalService {
         upstream: { address: upstream.host, port: upstream.port },
         backends: [],
         updatedAt: Date.now(),
+        tlsCertificate: pki.operator.fingerprint256,
       };
       await writeJsonAtomic(paths.service, record);
       const started = new LocalService({

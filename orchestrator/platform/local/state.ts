@@ -116,6 +116,11 @@ export interface PodRecord {
   createdAt: number;
   /** Set by deleteSet: the pod is terminating and leaves listPods once its process is gone. */
   deletingAt: number | null;
+  /**
+   * SHA-256 fingerprint of the relay certificate its process was started with; deploy restarts a relay whose
+   * certificate was reissued since. Absent in records of a relayctl that did not note it.
+   */
+  tlsCertificate?: string;
 }
 
 export interface ServiceBackend {
@@ -134,6 +139,8 @@ export interface ServiceRecord {
   /** What the front routes to, as of `updatedAt`; rewritten only when it changes. */
   backends: ServiceBackend[];
   updatedAt: number;
+  /** SHA-256 fingerprint of the operator certificate it probes relays with (see PodRecord.tlsCertificate). */
+  tlsCertificate?: string;
 }
 
 export interface LeaseRecord {
@@ -155,6 +162,7 @@ const isInt = (value: unknown): boolean => Number.isInteger(value);
 const isNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
 const isBool = (value: unknown): boolean => typeof value === 'boolean';
 const nullable = (check: (value: unknown) => boolean) => (value: unknown): boolean => value === null || check(value);
+const optional = (check: (value: unknown) => boolean) => (value: unknown): boolean => value === undefined || check(value);
 const isStringMap = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((entry) => typeof entry === 'string');
 const isEndpoint = (value: unknown): boolean => matches(value, { address: isString, port: isInt });
@@ -207,6 +215,7 @@ export const isPodRecord = (value: unknown): value is PodRecord =>
     pid: nullable(isInt),
     createdAt: isNumber,
     deletingAt: nullable(isNumber),
+    tlsCertificate: optional(isString),
   });
 
 export const isServiceRecord = (value: unknown): value is ServiceRecord =>
@@ -218,6 +227,7 @@ export const isServiceRecord = (value: unknown): value is ServiceRecord =>
     upstream: isEndpoint,
     backends: (v) => Array.isArray(v) && v.every((b) => matches(b, { id: isString, address: isString, port: isInt, ready: isBool })),
     updatedAt: isNumber,
+    tlsCertificate: optional(isString),
   });
 
 export const isLeaseRecord = (value: unknown): value is LeaseRecord =>

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ErrorCode, isOrchestratorError } from '../../../orchestrator/errors.ts';
 import { podAddress, preferredSlot, subnetFor } from '../../../orchestrator/platform/local/addresses.ts';
+import { removeStaleTempFiles, writeFileAtomic, type FileErrors } from '../../../orchestrator/platform/local/atomic-files.ts';
 import { LocalErrorCode, isLocalPlatformError } from '../../../orchestrator/platform/local/local-errors.ts';
 import { pidAlive, processMatches } from '../../../orchestrator/platform/local/processes.ts';
 import { readJson, withStateLock, writeJsonAtomic } from '../../../orchestrator/platform/local/state-fs.ts';
@@ -64,6 +65,40 @@ describe('local platform state files', () => {
     expect(isOrchestratorError(held) && held.code === ErrorCode.Unavailable && held.transient).toBe(true);
     // The holder's lock is left alone.
     expect(JSON.parse(await readFile(lock, 'utf8')).token).toBe('someone else');
+  });
+
+  test('atomic writes: the exact mode whatever the umask, no temp file left, failures reported as the caller asks', async () => {
+    const errors: FileErrors = {
+      io: (message, file) => Object.assign(new Error(message), { code: 'TEST_IO', file }),
+      lockTimeout: (message) => new Error(message),
+    };
+    const file = join(dir, 'key.pem');
+    const umask = process.umask(0o077);
+    try {
+      await writeFileAtomic(file, 'secret', 0o640, errors);
+    } finally {
+      process.umask(umask);
+    }
+    expect(await readFile(file, 'utf8')).toBe('secret');
+    if (process.platform !== 'win32') expect((await stat(file)).mode & 0o777).toBe(0o640);
+    await writeFileAtomic(file, 'replaced', 0o600, errors);
+    expect(await readFile(file, 'utf8')).toBe('replaced');
+
+    const failed = await writeFileAtomic(join(dir, 'no-such-dir', 'x'), 'x', 0o600, errors).catch((error: unknown) => error);
+    expect(failed).toMatchObject({ code: 'TEST_IO', file: join(dir, 'no-such-dir', 'x'), message: expect.stringMatching(/^cannot write .*ENOENT/) });
+    expect((await readdir(dir)).sort()).toEqual(['key.pem']);
+  });
+
+  test('temp files of a writer that died are removed once old enough; young ones may still be renamed', async () => {
+    const old = join(dir, '.ca.pem.123.abcdef.tmp');
+    const young = join(dir, '.ca.pem.456.abcdef.tmp');
+    await writeFile(old, 'half');
+    await writeFile(young, 'half');
+    await writeFile(join(dir, 'ca.pem'), 'kept');
+    const past = new Date(Date.now() - 120_000);
+    await utimes(old, past, past);
+    await removeStaleTempFiles(dir, 60_000);
+    expect((await readdir(dir)).sort()).toEqual(['.ca.pem.456.abcdef.tmp', 'ca.pem']);
   });
 
   test('resourceVersions only grow, across writers', async () => {

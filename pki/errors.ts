@@ -1,16 +1,17 @@
 /**
- * Stable error codes for the local PKI, so callers (CLI, platform) can branch without parsing messages.
+ * Stable error codes of the PKI (the certificate generator and the local platform's folder), so callers (CLI,
+ * platforms) can branch without parsing messages.
  * Messages name files and expectations but never include file contents: a corrupt key file may
  * still hold most of a private key.
  */
 export type PkiErrorCode =
-  /** A file exists but is not what it should be (unparsable, wrong key type, key/cert mismatch, ...). */
+  /** A file exists but is not what it should be (unparsable, wrong key type, key/cert mismatch, no role, ...). */
   | 'ERR_PKI_CORRUPT'
-  /** A file that should exist does not (only thrown by read-only loaders; ensureLocalPki regenerates). */
+  /** A file that should exist does not (only thrown by read-only loaders; ensureLocalPki generates it). */
   | 'ERR_PKI_MISSING'
   /** A certificate is expired, not yet valid, or inside the renewal window. */
   | 'ERR_PKI_EXPIRED'
-  /** Bad input to createCa / issueCertificate / ensureLocalPki. */
+  /** Bad input to createCa / issueCertificate / the relay and operator issuers / ensureLocalPki. */
   | 'ERR_PKI_INVALID_ARGUMENT'
   /** Reading, writing or renaming a file failed for a reason other than the above. */
   | 'ERR_PKI_IO'

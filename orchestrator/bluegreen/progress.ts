@@ -9,10 +9,10 @@ import { Reason, type Condition } from './status.ts';
  * writes it onto the new ("to") set, then deletes the old set. While both sets carry a record of the same update
  * the one with the higher `seq` wins (a kill between the two writes leaves the older copy behind).
  */
-export const RECORD_ANNOTATION = 'relayctl.dev/update';
+export const PROGRESS_ANNOTATION = 'relayctl.dev/update';
 /** Put on the new set at creation, so a rollback never deletes a set this update did not create. */
 export const UPDATE_ID_ANNOTATION = 'relayctl.dev/update-id';
-export const RECORD_VERSION = 1;
+export const PROGRESS_VERSION = 1;
 
 /**
  * Forward steps in order. `delete` is the point of no return: once it starts, failures stop the run without
@@ -26,16 +26,14 @@ export type StepName = ForwardStep | RollbackStep | 'done';
 export type Direction = 'forward' | 'rollback';
 
 /** Phases of the record. Failed: stopped without rollback; a rerun continues in the recorded direction. */
-export type RecordPhase = 'Progressing' | 'Failed' | 'Completed' | 'RolledBack' | 'Aborted';
+export type ProgressPhase = 'Progressing' | 'Failed' | 'Completed' | 'RolledBack' | 'Aborted';
 
-export interface OrdinalEntry {
-  /** `restoring` is written before the restore call, so a rerun knows the outcome may be unknown. */
-  state: 'restoring' | 'done';
+/** One ordinal's sessions moved: what the run result lists and the ordinal-moved event reports. */
+export interface MovedOrdinal {
+  ordinal: number;
   /** Pod the sessions left, and pod that took them. */
   source: string;
   target: string;
-  startedAt: number;
-  finishedAt: number | null;
   sessions: number | null;
   /** Sessions the relay left out of the transfer (their devices handshake again). */
   skipped: number | null;
@@ -46,13 +44,26 @@ export interface OrdinalEntry {
   inferred: boolean;
 }
 
+/** The record's entry for an ordinal (keyed by it): the move, and when it started and ended. */
+export interface OrdinalEntry extends Omit<MovedOrdinal, 'ordinal'> {
+  /** `restoring` is written before the restore call, so a rerun knows the outcome may be unknown. */
+  state: 'restoring' | 'done';
+  startedAt: number;
+  finishedAt: number | null;
+}
+
+export function movedOrdinal(ordinal: number, entry: OrdinalEntry): MovedOrdinal {
+  const { state: _state, startedAt: _startedAt, finishedAt: _finishedAt, ...move } = entry;
+  return { ordinal, ...move };
+}
+
 export interface RecordedFailure extends ErrorSummary {
   step: StepName;
   at: number;
 }
 
 export interface ProgressRecord {
-  v: typeof RECORD_VERSION;
+  v: typeof PROGRESS_VERSION;
   id: string;
   /** The run currently driving the update (changes when a rerun takes over). */
   owner: string;
@@ -67,7 +78,7 @@ export interface ProgressRecord {
   direction: Direction;
   /** The step in progress (intent: written before its action runs). */
   step: StepName;
-  phase: RecordPhase;
+  phase: ProgressPhase;
   /** Incremented on every write. */
   seq: number;
   startedAt: number;
@@ -109,7 +120,7 @@ export function ordinalsTouched(record: ProgressRecord): number[] {
     .sort((x, y) => x - y);
 }
 
-export function serializeRecord(record: ProgressRecord): string {
+export function serializeProgress(record: ProgressRecord): string {
   return JSON.stringify(record);
 }
 
@@ -124,8 +135,8 @@ const ALL_STEPS: readonly string[] = [...FORWARD_STEPS, ...ROLLBACK_STEPS, 'done
 const PHASES: readonly string[] = ['Progressing', 'Failed', 'Completed', 'RolledBack', 'Aborted'];
 
 /** Parses the record annotation of `set`; null when absent. Throws ERR_RECORD_CORRUPT rather than guess. */
-export function parseRecord(set: string, annotations: Readonly<Record<string, string>>): ProgressRecord | null {
-  const raw = annotations[RECORD_ANNOTATION];
+export function parseProgress(set: string, annotations: Readonly<Record<string, string>>): ProgressRecord | null {
+  const raw = annotations[PROGRESS_ANNOTATION];
   if (raw === undefined) return null;
   let value: unknown;
   try {
@@ -135,7 +146,7 @@ export function parseRecord(set: string, annotations: Readonly<Record<string, st
   }
   if (typeof value !== 'object' || value === null) throw corrupt(set, 'not an object');
   const record = value as Partial<ProgressRecord>;
-  if (record.v !== RECORD_VERSION) throw corrupt(set, `unknown version ${String(record.v)}`);
+  if (record.v !== PROGRESS_VERSION) throw corrupt(set, `unknown version ${String(record.v)}`);
   for (const field of ['id', 'owner', 'name', 'from', 'to', 'fromImage', 'image'] as const) {
     if (typeof record[field] !== 'string') throw corrupt(set, `field ${field} missing`);
   }
@@ -151,7 +162,7 @@ export function parseRecord(set: string, annotations: Readonly<Record<string, st
   return record as ProgressRecord;
 }
 
-export interface LocatedRecord {
+export interface LocatedProgress {
   record: ProgressRecord;
   /** The set whose annotation holds this copy. */
   set: string;
@@ -162,7 +173,7 @@ export interface LocatedRecord {
  * terminal) if any, the one with the higher seq when both copies belong to the same update. Two active records of
  * different updates mean someone edited annotations by hand: refuse rather than guess.
  */
-export function pickRecord(copies: readonly LocatedRecord[]): LocatedRecord | null {
+export function pickProgress(copies: readonly LocatedProgress[]): LocatedProgress | null {
   const active = copies.filter((copy) => !isTerminal(copy.record));
   const pool = active.length > 0 ? active : copies;
   if (pool.length === 0) return null;
@@ -175,7 +186,7 @@ export function pickRecord(copies: readonly LocatedRecord[]): LocatedRecord | nu
     );
   }
   // Copies of one update: the later write. Terminal records of different updates: the most recent update.
-  const newer = (x: LocatedRecord, y: LocatedRecord): boolean =>
+  const newer = (x: LocatedProgress, y: LocatedProgress): boolean =>
     x.record.id === y.record.id ? x.record.seq > y.record.seq : x.record.updatedAt > y.record.updatedAt;
   return pool.reduce((best, copy) => (newer(copy, best) ? copy : best));
 }
