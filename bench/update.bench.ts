@@ -515,7 +515,7 @@ async function baselineSwitch(platform: LocalPlatform, mgmt: ManagementClient, s
 function isRelayProcess(pid: number, pod: string): boolean {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
-    return args.some((arg) => arg.endsWith('relay/main.ts')) && args.includes(pod);
+    return args.some((arg) => /relay\/main\.(ts|js)$/.test(arg)) && args.includes(pod);
   } catch {
     return false;
   }

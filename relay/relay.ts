@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { ManagementClient } from '../api/management-client.ts';
-import type { ReadyzResponse, RelayState, SessionsResponse, SessionView, StatusResponse } from '../api/management.ts';
+import type { RelayState, RestoreRequest, RestoreResponse, SessionsResponse, SessionView, StatusResponse } from '../api/management.ts';
 import { MANAGEMENT_PATHS } from '../api/management.ts';
 import type { RelayConfig } from './config.ts';
 import { DtlsAdapter } from './dtls/adapter.ts';
@@ -19,8 +19,12 @@ import { TunnelEnd } from './handover/tunnel.ts';
 import { loadServerKey } from './dtls/server-key.ts';
 import { collectGarbageNow } from './memory.ts';
 import { RelayMetrics } from './metrics.ts';
+import { HealthServer } from './mgmt/health-server.ts';
+import { probeRoutes, type ProbeSource } from './mgmt/probes.ts';
 import { HttpError, ManagementServer, sendJson } from './mgmt/server.ts';
 import type { PeerAddress, Session, Via } from './session/session.ts';
+import { KubernetesPodReader } from './startup/kubernetes-api.ts';
+import { StartupRestore, type StartupRestoreHost } from './startup/startup-restore.ts';
 import { UdpEndpoint } from './transport/udp-endpoint.ts';
 import { UpstreamForwarder } from './upstream/forwarder.ts';
 import { VERSION } from './version.ts';
@@ -33,7 +37,7 @@ const LARGE_RESTORE = 10_000;
  * One relay: device UDP endpoint -> DTLS adapter -> upstream forwarder, plus the management server.
  * This file wires the parts; each part owns its own I/O.
  */
-export class Relay implements HandoverHost, ClaimHost {
+export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
   readonly config: RelayConfig;
   readonly metrics: RelayMetrics;
   readonly adapter: DtlsAdapter;
@@ -51,6 +55,10 @@ export class Relay implements HandoverHost, ClaimHost {
   private readonly endpoint: UdpEndpoint;
   private forwarder!: UpstreamForwarder;
   private readonly mgmt: ManagementServer;
+  private readonly health: HealthServer | null;
+  private healthAddress: PeerAddress | null = null;
+  private startupRestore: StartupRestore | null = null;
+  private restoreStartedAtValue: number | null = null;
   private readonly publicKeySha256: string;
   private readonly startedAt = Date.now();
   private sweeper: NodeJS.Timeout | null = null;
@@ -103,6 +111,7 @@ export class Relay implements HandoverHost, ClaimHost {
       },
     });
     this.mgmt = new ManagementServer(config.mgmt.tls, (error) => this.log.error({ err: error }, 'management server error'));
+    this.health = config.health === null ? null : new HealthServer(this.probeSource(), (error) => this.log.error({ err: error }, 'health server error'));
     this.tunnel = new TunnelEnd(config.tunnel.host, (error) => this.log.error({ err: error }, 'tunnel socket error'), () => metrics.drop('tunnel-forged'));
     this.peers = new ManagementClient({ ...config.mgmt.tls, servername: config.mgmt.peerServername });
     this.source = new HandoverSource(this);
@@ -132,8 +141,18 @@ export class Relay implements HandoverHost, ClaimHost {
     return this.stateValue === 'serving';
   }
 
-  get addresses(): { dtls: PeerAddress; mgmt: PeerAddress } {
-    return { dtls: this.dtlsAddress, mgmt: this.mgmtAddress };
+  get addresses(): { dtls: PeerAddress; mgmt: PeerAddress; health: PeerAddress | null } {
+    return { dtls: this.dtlsAddress, mgmt: this.mgmtAddress, health: this.healthAddress };
+  }
+
+  /** When the last restore began (performance.now()), driven or not; null before any. */
+  get restoreStartedAt(): number | null {
+    return this.restoreStartedAtValue;
+  }
+
+  /** The restore path of POST /v1/restore, for the relay's own start-up decision. */
+  restore(request: RestoreRequest): Promise<RestoreResponse> {
+    return this.successor.run(request);
   }
 
   async start(): Promise<void> {
@@ -161,12 +180,14 @@ export class Relay implements HandoverHost, ClaimHost {
     this.dtlsAddress = await this.endpoint.listen(this.config.dtls.port);
     this.tunnelPortValue = await this.tunnel.listen(this.config.tunnel.port);
     this.mgmtAddress = await this.mgmt.listen(this.config.mgmt.port, this.config.mgmt.host);
+    if (this.health !== null && this.config.health !== null) this.healthAddress = await this.health.listen(this.config.health.port, this.config.health.host);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
     if (this.config.awaitRestore) this.setState('awaiting-restore', 'waiting for POST /v1/restore from the orchestrator');
     else this.setState('serving', null);
     this.log.info({
       dtls: `${this.dtlsAddress.address}:${this.dtlsAddress.port}`,
       mgmt: `${this.mgmtAddress.address}:${this.mgmtAddress.port}`,
+      health: this.healthAddress === null ? 'off' : `${this.healthAddress.address}:${this.healthAddress.port}`,
       upstream: `${this.config.upstream.host}:${this.config.upstream.port}`,
       upstreamMode: this.config.upstream.mode,
       serverKeySha256: this.publicKeySha256,
@@ -174,6 +195,25 @@ export class Relay implements HandoverHost, ClaimHost {
       clientKeys: this.config.clientKeys?.size ?? 'any',
       version: VERSION,
     }, 'relay serving');
+    if (this.config.awaitRestore) this.decideRestoreAtStart();
+  }
+
+  /** --await-restore: never stay not-ready for ever (relay/startup/restore-decision.ts). */
+  private decideRestoreAtStart(): void {
+    const api = this.config.kubernetesApi;
+    const reader = api.kind === 'api' ? new KubernetesPodReader(api) : null;
+    const startup = new StartupRestore({
+      host: this,
+      reader,
+      offReason: api.kind === 'off' ? api.reason : '',
+      podName: this.config.podName,
+      ownMgmtPort: this.mgmtAddress.port,
+      waitMs: this.config.restoreWaitMs,
+      log: this.log,
+    });
+    this.startupRestore = startup;
+    void startup.settled.then(() => reader?.close());
+    startup.begin().catch((error: unknown) => this.log.error({ err: { message: (error as Error).message } }, 'start-up restore decision failed'));
   }
 
   /** Stops without close_notify: devices keep their sessions for whoever serves them next. */
@@ -181,10 +221,11 @@ export class Relay implements HandoverHost, ClaimHost {
     if (this.stateValue === 'stopping') return;
     this.setState('stopping', 'shutting down');
     if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.startupRestore?.cancel();
     this.source.cancel();
     this.adapter.close();
     this.forwarder?.close();
-    await Promise.all([this.endpoint.close(), this.mgmt.close(), this.tunnel.close(), this.peers.close()]);
+    await Promise.all([this.endpoint.close(), this.mgmt.close(), this.health?.close(), this.tunnel.close(), this.peers.close()]);
     this.log.info('relay stopped');
   }
 
@@ -297,6 +338,7 @@ export class Relay implements HandoverHost, ClaimHost {
   }
 
   setRestoring(reason: string): void {
+    this.restoreStartedAtValue = performance.now();
     this.successorName = null;
     this.setState('restoring', reason);
   }
@@ -391,26 +433,20 @@ export class Relay implements HandoverHost, ClaimHost {
     this.forwarder.sweep(this.adapter.limits.parkAfterIdleMs);
   }
 
+  /** What /livez, /readyz and /metrics read, on the management and the health port alike. */
+  private probeSource(): ProbeSource {
+    const relay = this;
+    return {
+      get ready() { return relay.ready; },
+      get state() { return relay.stateValue; },
+      get notReadyReason() { return relay.notReadyReason; },
+      renderMetrics: async () => ({ contentType: this.metrics.contentType, text: await this.metrics.render() }),
+    };
+  }
+
   private addRoutes(): void {
+    for (const probe of probeRoutes(this.probeSource())) this.mgmt.add({ method: probe.method, path: probe.path, handle: (_req, res) => probe.handle(res) });
     this.mgmt
-      .add({ method: 'GET', path: MANAGEMENT_PATHS.livez, handle: (_req, res) => sendJson(res, 200, { live: true }) })
-      .add({
-        method: 'GET',
-        path: MANAGEMENT_PATHS.readyz,
-        handle: (_req, res) => {
-          const body: ReadyzResponse = { ready: this.ready, state: this.stateValue, reason: this.notReadyReason };
-          sendJson(res, this.ready ? 200 : 503, body);
-        },
-      })
-      .add({
-        method: 'GET',
-        path: MANAGEMENT_PATHS.metrics,
-        handle: async (_req, res) => {
-          const text = await this.metrics.render();
-          res.writeHead(200, { 'content-type': this.metrics.contentType });
-          res.end(text);
-        },
-      })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.sessions, handle: (req, res) => sendJson(res, 200, this.sessionsPage(new URL(req.url ?? '/', 'https://relay').searchParams)) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.claim, handle: (req, res) => this.claims.handle(req, res) })

@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import manifest from '../package.json' with { type: 'json' };
 
-/** The package version, read once: relays report it in /v1/status and the CLI in --version. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/**
+ * The package version: relays report it in /v1/status and the CLI in --version. Imported rather than
+ * read from disk so that the build (tsconfig.build.json) copies package.json into dist/ beside the code.
+ */
+export const VERSION: string = manifest.version;

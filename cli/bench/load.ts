@@ -60,7 +60,7 @@ class WorkerHandle {
   readonly exited: Promise<void>;
 
   constructor(setup: WorkerSetup, execArgv: string[] | undefined) {
-    this.worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: setup, ...(execArgv === undefined ? {} : { execArgv: [...process.execArgv, ...execArgv] }) });
+    this.worker = new Worker(new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url), { workerData: setup, ...(execArgv === undefined ? {} : { execArgv: [...process.execArgv, ...execArgv] }) });
     this.worker.on('message', (message: FromWorker) => {
       if (message.type === 'failed') {
         this.#fail(new Error(`load generator worker ${setup.index}: ${message.message}`));

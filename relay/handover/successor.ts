@@ -33,6 +33,11 @@ export class HandoverSuccessor {
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const body = parseRestoreRequest(await readJson(request));
+    sendJson(response, 200, await this.run(body));
+  }
+
+  /** POST /v1/restore's work, also run by the relay itself when nobody drives it (relay/startup/). */
+  async run(body: RestoreRequest): Promise<RestoreResponse> {
     const previous = this.host.state;
     if (this.busy) throw new HttpError(409, 'ERR_RESTORE_IN_PROGRESS', 'a restore is already running');
     if (previous === 'handing-over' || previous === 'stopping' || previous === 'starting') {
@@ -44,15 +49,12 @@ export class HandoverSuccessor {
     if (body.empty === true) {
       if (previous !== 'awaiting-restore') throw new HttpError(409, 'ERR_NOT_RESTORABLE', `relay is ${previous}; only a relay awaiting its restore can be told to start empty`);
       this.host.finishRestore({ ok: true });
-      this.host.log.warn('told to serve without predecessor state: its devices will handshake again');
-      const empty: RestoreResponse = { from: '', sessions: 0, skipped: 0, bytes: 0, durationMs: 0, pauseMs: 0, queuedForwarded: 0, precopySessions: 0, deltaSessions: 0, delta: false };
-      sendJson(response, 200, empty);
-      return;
+      this.host.log.warn('serving without predecessor state: its devices will handshake again');
+      return { from: '', sessions: 0, skipped: 0, bytes: 0, durationMs: 0, pauseMs: 0, queuedForwarded: 0, precopySessions: 0, deltaSessions: 0, delta: false };
     }
     this.busy = true;
     try {
-      const outcome = await this.restore(body as RestoreRequest & { from: string }, previous);
-      sendJson(response, 200, outcome);
+      return await this.restore(body as RestoreRequest & { from: string }, previous);
     } finally {
       this.busy = false;
     }

@@ -2,6 +2,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorResponse } from '../../api/management.ts';
+import { closeServer, listenOn } from './listen.ts';
 
 /**
  * The management HTTPS server. Mutual TLS: a client must present a certificate signed by the
@@ -54,24 +55,12 @@ export class ManagementServer {
     return this;
   }
 
-  async listen(port: number, host: string): Promise<{ address: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
-    if (address === null || typeof address === 'string') throw new Error('management server has no address');
-    return { address: address.address, port: address.port };
+  listen(port: number, host: string): Promise<{ address: string; port: number }> {
+    return listenOn(this.server, port, host, 'management server');
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    return closeServer(this.server);
   }
 
   private async dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { ManagementClient } from '../../api/management-client.ts';
+import { relaydMain } from '../../relay/entry.ts';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
 import { ensureLocalPki, operatorClientTlsOptions, type LocalPki } from '../../orchestrator/platform/local/pki.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 
-const RELAYD = new URL('../../relay/main.ts', import.meta.url).pathname;
+const RELAYD = relaydMain();
 
 export interface RelayProcess {
   name: string;
@@ -17,6 +18,8 @@ export interface RelayProcess {
   dtlsPort: number;
   mgmtUrl: string;
   tunnelPort: number;
+  /** http://127.0.0.1:port of the plain-HTTP health port (null when started with --health-port off). */
+  healthUrl: string | null;
   logs: Record<string, unknown>[];
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -47,6 +50,7 @@ export async function startRelay(pki: LocalPki, options: { name: string; upstrea
     '--dtls-host', '127.0.0.1', '--dtls-port', '0',
     '--mgmt-host', '127.0.0.1', '--mgmt-port', '0',
     '--tunnel-host', '127.0.0.1', '--tunnel-port', '0',
+    '--health-port', '0',
     '--dtls-key', pki.paths.dtlsKey,
     '--tls-cert', pki.paths.relayCert, '--tls-key', pki.paths.relayKey, '--tls-ca', pki.paths.ca,
     '--peer-servername', pki.servername,
@@ -81,6 +85,7 @@ export async function startRelay(pki: LocalPki, options: { name: string; upstrea
     dtlsPort: port(ready.dtls),
     mgmtUrl: `https://127.0.0.1:${port(ready.mgmt)}`,
     tunnelPort: Number(ready.tunnelPort),
+    healthUrl: ready.health === 'off' ? null : `http://127.0.0.1:${port(ready.health)}`,
     logs,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

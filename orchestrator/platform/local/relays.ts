@@ -3,18 +3,18 @@
  * says, mapped to the platform's types and errors.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { ManagementError, type ManagementClient } from '../../../api/management-client.ts';
 import type { StatusResponse } from '../../../api/management.ts';
 import { restoreFailedError, unavailableError, type OrchestratorError } from '../../errors.ts';
 import type { RelayStatus, RestoreOutcome } from '../platform.ts';
+import { relaydMain } from '../../../relay/entry.ts';
 import { RELAYD_NODE_FLAGS } from '../../../relay/runtime-flags.ts';
 import { HOST_ADDRESS } from './addresses.ts';
 import type { LocalPki } from './pki.ts';
 import { spawnDetached, type Target } from './processes.ts';
 import { podLog, type LocalPaths, type PodRecord } from './state.ts';
 
-export const RELAY_MAIN = fileURLToPath(new URL('../../../relay/main.ts', import.meta.url));
+export const RELAY_MAIN = relaydMain();
 
 export function mgmtUrlOf(pod: Pick<PodRecord, 'address' | 'mgmtPort'>): string {
   return `https://${pod.address}:${pod.mgmtPort}`;
@@ -52,6 +52,8 @@ export function startRelay(paths: LocalPaths, launch: RelayLaunch): Promise<numb
     '--dtls-host', pod.address, '--dtls-port', String(pod.dtlsPort),
     '--mgmt-host', pod.address, '--mgmt-port', String(pod.mgmtPort),
     '--tunnel-host', HOST_ADDRESS, '--tunnel-port', '0',
+    // Probes here go to the management port; a fixed health port would clash where pods share 127.0.0.1.
+    '--health-port', '0',
     '--dtls-key', pki.paths.dtlsKey,
     '--tls-cert', pki.paths.relayCert, '--tls-key', pki.paths.relayKey, '--tls-ca', pki.paths.ca,
     '--peer-servername', pki.servername,

@@ -31,7 +31,8 @@ import {
 import { UdpFront } from './udp-front.ts';
 import { UpstreamEcho } from './upstream-echo.ts';
 
-export const SERVICE_MAIN = fileURLToPath(new URL('./service-main.ts', import.meta.url));
+// service-main.js in the build (dist/).
+export const SERVICE_MAIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './service-main.ts' : './service-main.js', import.meta.url));
 /** The label the Service selects pods by; deploy puts it on the first set, and new sets copy their template's. */
 export const SELECTOR_LABEL = 'app';
 
