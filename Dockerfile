@@ -25,6 +25,7 @@ COPY client ./client
 COPY relay ./relay
 COPY orchestrator ./orchestrator
 COPY cli ./cli
+COPY loadgen ./loadgen
 # JavaScript into dist/ (no type stripping at run time), then only the production dependencies. The addon links
 # mbedtls statically: its sources and object files are not needed at run time.
 RUN npm run build \

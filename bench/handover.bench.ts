@@ -9,16 +9,16 @@
  * A reports it (paused until commit) and as the devices see it (longest request in flight across
  * the switch, first datagram queued to its answer from B).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { DeviceFleet } from '../loadgen/fleet.ts';
+import { readRunningProcess } from '../loadgen/usage.ts';
 import { UpstreamEcho } from '../orchestrator/platform/local/upstream-echo.ts';
-import { closeAll, connectDevices, request } from '../test/helpers/devices.ts';
-import { startRelay, testPki } from '../test/helpers/relayd.ts';
-import { fmt, machine, mib, processUsage } from './lib.ts';
-import { SyntheticPredecessor, syntheticSessions } from './synthetic-predecessor.ts';
+import { metricValue, startRelay, testPki } from '../test/support/relayd.ts';
+import { SyntheticPredecessor, syntheticSessions } from '../test/support/synthetic-predecessor.ts';
+import { fmt, machine, mib } from './format.ts';
 
-function metricValue(text: string, name: string): number {
-  return Number(text.split('\n').find((line) => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN);
-}
+const processUsage = (pid: number) => readRunningProcess(pid, 'relayd');
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' }, devices: { type: 'string', default: '20' }, 'relay-node-args': { type: 'string', default: '' } } });
 /** Node/V8 flags for the two relays, e.g. "--max-semi-space-size=4" to see what the young generation costs. */
@@ -43,40 +43,27 @@ for (const size of sizes) {
     const rssIdle = processUsage(a.child.pid!).rssBytes;
     const load = await env.operator.restore(a.mgmtUrl, { from: predecessorUrl, commitTimeoutMs: 60_000 });
     // Let the transient garbage of the import go before measuring what the sessions themselves hold.
-    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    await sleep(7_000);
     const rssParked = processUsage(a.child.pid!).rssBytes;
     const parkedMetrics = await env.operator.metrics(a.mgmtUrl);
     const heapParked = metricValue(parkedMetrics, 'nodejs_heap_size_used_bytes');
     const heapTotal = metricValue(parkedMetrics, 'nodejs_heap_size_total_bytes');
     const external = metricValue(parkedMetrics, 'nodejs_external_memory_bytes');
 
-    const clients = await connectDevices({ port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: realDevices });
-    let running = true;
-    let worst = 0;
-    let lost = 0;
-    const loops = clients.map(async (client, i) => {
-      let n = 0;
-      while (running) {
-        const t0 = performance.now();
-        try {
-          await request(client, Buffer.from(`${i}:${n++}`), { retransmit: false, timeoutMs: 5_000 });
-          worst = Math.max(worst, performance.now() - t0);
-        } catch {
-          lost++;
-        }
-      }
-    });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    worst = 0;
+    // Live devices sending throughout: the next request as soon as the answer came; a lost one is not retried.
+    const fleet = new DeviceFleet({ host: '127.0.0.1', port: a.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, devices: realDevices, requestIntervalMs: 0, exchange: { ackTimeoutMs: 5_000, maxRetransmit: 0 } });
+    await fleet.connect();
+    fleet.start();
+    await sleep(300);
     const cpuA = processUsage(a.child.pid!).cpuSeconds;
     const cpuB = processUsage(b.child.pid!).cpuSeconds;
+    const window = fleet.openWindow();
     const started = performance.now();
     const outcome = await env.operator.restore(b.mgmtUrl, { from: a.mgmtUrl, commitTimeoutMs: 60_000 });
     const wall = performance.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    running = false;
-    await Promise.all(loops);
-    const handshakesAfter = clients.reduce((sum, c) => sum + c.stats.handshakes, 0) - clients.length;
+    await sleep(300);
+    const { latencyMaxMs: worst, transmissionErrors: lost, handshakes: handshakesAfter } = window.close();
+    await fleet.stop(5_000);
     const exportCpu = processUsage(a.child.pid!).cpuSeconds - cpuA;
     const importCpu = processUsage(b.child.pid!).cpuSeconds - cpuB;
     const total = outcome.sessions;
@@ -94,7 +81,7 @@ for (const size of sizes) {
     const streamed = a.logs.filter((l) => l.msg === 'state streamed; waiting for commit').at(-1);
     rows[rows.length - 1] += `\n  phases on B: ${JSON.stringify(phases)}; on A: export ${String(streamed?.exportMs)} ms, encode+stream ${String(streamed?.streamMs)} ms`;
     console.log(rows.at(-1) + '\n');
-    await closeAll(clients);
+    await fleet.close();
   } finally {
     await Promise.all([a.stop(), b.stop(), predecessor.close()]);
   }

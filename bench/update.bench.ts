@@ -20,16 +20,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ManagementClient } from '../api/management-client.ts';
 import { parseDuration } from '../lib/duration.ts';
-import { LatencyHistogram } from '../cli/bench/histogram.ts';
-import { LoadGenerator, type LoadSample } from '../cli/bench/load.ts';
-import { UsageMonitor, localProcesses, type UsageDelta } from '../cli/bench/local-usage.ts';
-import { answeredRate, formatShare, intervalLine, intervalOf, joinIntervals, latencyLine, shareOfAnswered, slowestWindow, windowLine, worstWindow, type Interval } from '../cli/bench/report.ts';
-import { Sampler } from '../cli/bench/sampler.ts';
-import { diffCounters, type FleetCounters } from '../cli/devices/fleet.ts';
+import { LatencyHistogram } from '../loadgen/histogram.ts';
+import { LoadGenerator, type LoadSample } from '../loadgen/generator.ts';
+import { UsageMonitor, localProcesses, type UsageDelta } from '../loadgen/usage.ts';
+import { answeredRate, formatShare, intervalLine, intervalOf, joinIntervals, latencyLine, shareOfAnswered, slowestWindow, windowLine, worstWindow, type Interval } from '../loadgen/report.ts';
+import { Sampler } from '../loadgen/sampler.ts';
+import { diffCounters, type FleetCounters } from '../loadgen/counters.ts';
 import { runUpdate, type Platform, type PodInfo, type RunResult, type UpdateEvent } from '../orchestrator/index.ts';
 import { deployLocal, openLocalPlatform, teardownLocal, type LocalPlatform } from '../orchestrator/platform/local/index.ts';
 import { operatorClientTlsOptions } from '../orchestrator/platform/local/pki.ts';
-import { fmt, machine, mib } from './lib.ts';
+import { fmt, machine, mib } from './format.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,10 +1,10 @@
-import { diffCounters, type FleetCounters } from '../devices/fleet.ts';
-import { LatencyHistogram, type LatencySummary } from '../bench/histogram.ts';
-import { UsageMonitor, localProcesses } from '../bench/local-usage.ts';
-import { LoadGenerator, type LoadSample, type StartupResult } from '../bench/load.ts';
-import { formatShare, intervalJson, intervalLine, intervalOf, latencyLine, shareOfAnswered, windowLine, worstWindow, type Interval } from '../bench/report.ts';
-import { Sampler } from '../bench/sampler.ts';
-import { BenchError, localTarget, parseHostPort, probeTarget, readServerKey, type BenchTarget } from '../bench/target.ts';
+import { diffCounters, type FleetCounters } from '../../loadgen/counters.ts';
+import { LatencyHistogram, type LatencySummary } from '../../loadgen/histogram.ts';
+import { UsageMonitor, localProcesses } from '../../loadgen/usage.ts';
+import { LoadGenerator, type LoadSample, type StartupResult } from '../../loadgen/generator.ts';
+import { countsJson, formatShare, intervalJson, intervalLine, intervalOf, latencyLine, windowLine, worstWindow, type Interval } from '../../loadgen/report.ts';
+import { Sampler } from '../../loadgen/sampler.ts';
+import { BenchError, localTarget, parseHostPort, probeTarget, readServerKey, type BenchTarget } from './bench-target.ts';
 import { LiveBlock } from '../render/terminal.ts';
 import { UsageError, errorText } from '../errors.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -329,14 +329,7 @@ function summarize(target: BenchTarget, flags: BenchFlags, workers: number, star
     startup: { durationMs: Math.round(startup.durationMs), connected: startup.connected, failed: startup.failed, handshakesPerSecond: Math.round(startup.connected / Math.max(0.001, startup.durationMs / 1000)) },
     run: {
       durationMs: Math.round(run.durationMs),
-      requests: counters.answered,
-      reqsPerSecond: Math.round(counters.answered / Math.max(0.001, run.durationMs / 1000)),
-      sent: counters.requests,
-      retransmissions: counters.retransmissions,
-      retransmissionPercent: shareOfAnswered(counters.retransmissions, counters),
-      transmissionErrors: counters.transmissionErrors,
-      transmissionErrorPercent: shareOfAnswered(counters.transmissionErrors, counters),
-      handshakes: counters.handshakes,
+      ...countsJson(counters, run.durationMs),
       handshakeFailures: counters.handshakeFailures,
       sessionsLost: counters.sessionsLost,
       duplicates: counters.duplicates,

@@ -1,5 +1,5 @@
 import type { MovedOrdinal, RunResult, UpdateStatus } from '../../orchestrator/index.ts';
-import type { FleetCounters } from '../devices/fleet.ts';
+import type { FleetCounters } from '../../loadgen/counters.ts';
 import { bytes, duration, percent, table } from './format.ts';
 import type { Style } from './style.ts';
 

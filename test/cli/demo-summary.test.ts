@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { zeroCounters, type FleetCounters } from '../../cli/devices/fleet.ts';
+import { zeroCounters, type FleetCounters } from '../../loadgen/counters.ts';
 import { demoSummaryLines, type DemoSummary } from '../../cli/render/demo-summary.ts';
 import { createStyle } from '../../cli/render/style.ts';
 

@@ -1,7 +1,7 @@
 import { stripVTControlCharacters as stripAnsi } from 'node:util';
 import { describe, expect, test } from 'vitest';
 import { deviceLine } from '../../cli/commands/demo.ts';
-import { zeroCounters } from '../../cli/devices/fleet.ts';
+import { zeroCounters } from '../../loadgen/counters.ts';
 import { truncate } from '../../cli/render/format.ts';
 import { ProgressModel } from '../../cli/render/model.ts';
 import { createStyle } from '../../cli/render/style.ts';

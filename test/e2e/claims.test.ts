@@ -4,8 +4,8 @@ import { ManagementClient } from '../../api/management-client.ts';
 import { StateDecoder } from '../../api/state-codec.ts';
 import { DtlsClient } from '../../client/index.ts';
 import { relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
-import { closeAll, generateDeviceKey, request } from '../helpers/devices.ts';
-import { metricValue, relayFixture, type RelayProcess } from '../helpers/relayd.ts';
+import { closeAll, generateDeviceKey, request } from '../support/devices.ts';
+import { metricValue, relayFixture, type RelayProcess } from '../support/relayd.ts';
 
 
 /** A UDP socket standing for the device's address; `target` plays the load balancer's choice of relay. */
@@ -37,10 +37,10 @@ describe('sessions follow their device between sibling relays', () => {
     const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
     await client.connect();
     try {
-      await request(client, Buffer.from('on a'), { retransmit: false });
+      await request(client, Buffer.from('on a'));
       // The load balancer forgets the flow and picks the other relay.
       flow.state.target = b.dtlsPort;
-      expect((await request(client, Buffer.from('on b'), { retransmit: false, timeoutMs: 3_000 })).reply.toString()).toBe('on b');
+      expect((await request(client, Buffer.from('on b'), { timeoutMs: 3_000 })).reply.toString()).toBe('on b');
       expect(client.stats.handshakes).toBe(1);
       expect(client.stats.replaysDropped).toBe(0);
       expect((await fixture.env.operator.status(a.mgmtUrl)).sessions.total).toBe(0);
@@ -48,7 +48,7 @@ describe('sessions follow their device between sibling relays', () => {
       expect(metricValue(await fixture.env.operator.metrics(b.mgmtUrl), 'relay_session_claims_total{result="claimed"}')).toBe(1);
       expect(metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="gave"}')).toBe(1);
       // And it keeps working there.
-      for (let i = 0; i < 5; i++) await request(client, Buffer.from(`b ${i}`), { retransmit: false });
+      for (let i = 0; i < 5; i++) await request(client, Buffer.from(`b ${i}`));
     } finally {
       await closeAll([client]);
       flow.socket.close();
@@ -62,7 +62,7 @@ describe('sessions follow their device between sibling relays', () => {
     await client.connect();
     const sibling = new ManagementClient(relayClientTlsOptions(fixture.env.pki));
     try {
-      await request(client, Buffer.from('hello'), { retransmit: false });
+      await request(client, Buffer.from('hello'));
       const seen = flow.state.lastFromDevice!;
       const peer = { address: '127.0.0.1', port: flow.port };
       const given = async (claims: Array<{ peer: { address: string; port: number }; record: Buffer }>): Promise<number> => {
@@ -83,7 +83,7 @@ describe('sessions follow their device between sibling relays', () => {
       // A malformed claim is refused with a reason.
       await expect(sibling.claim(a.mgmtUrl, { claimant: 'x', claims: [{ peer: { address: 'nowhere', port: 1 }, record: 'AA==' }] })).rejects.toMatchObject({ status: 400, remoteCode: 'ERR_BAD_REQUEST' });
       // The session is untouched.
-      expect((await request(client, Buffer.from('still mine'), { retransmit: false })).reply.toString()).toBe('still mine');
+      expect((await request(client, Buffer.from('still mine'))).reply.toString()).toBe('still mine');
       expect(metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="refused"}')).toBe(2);
     } finally {
       await sibling.close();

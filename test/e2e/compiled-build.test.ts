@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
-import { testPki } from '../helpers/relayd.ts';
+import { testPki } from '../support/relayd.ts';
 import { packageOf, RECORD_IMPORTS, RELAYCTL_ONLY_PACKAGES, resolvedBy, ROOT } from '../relay/module-graph.ts';
 
 const NO_TYPES = '--no-experimental-strip-types';
@@ -45,7 +45,7 @@ describe('the compiled build', () => {
       for (const match of text.matchAll(/'(\.{1,2}\/[^']+)\.ts'(?! : '\1\.js')/g)) sourceOnly.push(`${file}: ${match[0]}`);
       for (const match of text.matchAll(/'(\.{1,2}\/[^']+)\.ts' : '\1\.js'/g)) started.push(join(dirname(file), match[1]!) + '.js');
     }
-    expect(started).toEqual(expect.arrayContaining(['relay/main.js', 'orchestrator/platform/local/service-main.js', 'cli/bench/worker.js']));
+    expect(started).toEqual(expect.arrayContaining(['relay/main.js', 'orchestrator/platform/local/service-main.js', 'loadgen/worker.js']));
     expect(started.filter((file) => !existsSync(join(out, file)))).toEqual([]);
     expect(sourceOnly).toEqual([]);
   });

@@ -12,7 +12,7 @@ import { createCa, generateDtlsKeyPair, issueCertificate } from '../../pki/certi
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
 import { relaydMain } from '../../relay/entry.ts';
 import { RELAYD_NODE_FLAGS } from '../../relay/runtime-flags.ts';
-import { closeAll, connectDevices, request } from '../helpers/devices.ts';
+import { closeAll, connectDevices, request } from '../support/devices.ts';
 import { kustomize, MANIFESTS_ROOT, type K8sObject } from '../manifests/kustomize.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../support/kube-apiserver/index.ts';
 

@@ -3,8 +3,8 @@
  * start-up restore decision reading its double through a Kubernetes API double.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, connectDevices, request } from '../helpers/devices.ts';
-import { relayFixture, type RelayProcess } from '../helpers/relayd.ts';
+import { closeAll, connectDevices, request } from '../support/devices.ts';
+import { relayFixture, type RelayProcess } from '../support/relayd.ts';
 import { startFakeKubeApi, type FakeKubeApi } from '../relay/fake-kube-api.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

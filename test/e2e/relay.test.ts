@@ -9,8 +9,8 @@ import { ManagementClient } from '../../api/management-client.ts';
 import { DEVICE_FINGERPRINT_BYTES, deviceFingerprint } from '../../api/device-identity.ts';
 import { ensureLocalPki } from '../../orchestrator/platform/local/pki.ts';
 import { UpstreamEcho } from '../../orchestrator/platform/local/upstream-echo.ts';
-import { closeAll, connectDevices, generateDeviceKey, request } from '../helpers/devices.ts';
-import { metricValue, startRelay, testPki, type RelayProcess } from '../helpers/relayd.ts';
+import { closeAll, connectDevices, generateDeviceKey, request } from '../support/devices.ts';
+import { metricValue, startRelay, testPki, type RelayProcess } from '../support/relayd.ts';
 
 type Env = Awaited<ReturnType<typeof testPki>>;
 
@@ -47,7 +47,7 @@ describe('relayd', () => {
     try {
       const rounds = 5;
       for (let round = 0; round < rounds; round++) {
-        const replies = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`device ${i} round ${round}`), { retransmit: false })));
+        const replies = await Promise.all(clients.map((client, i) => request(client, Buffer.from(`device ${i} round ${round}`))));
         replies.forEach((r, i) => expect(r.reply.toString()).toBe(`device ${i} round ${round}`));
       }
       for (const client of clients) {
@@ -55,8 +55,9 @@ describe('relayd', () => {
         expect(client.stats.replaysDropped).toBe(0);
         expect(client.stats.badRecordsDropped).toBe(0);
       }
+      // The first devices of this relay: exactly theirs.
       const status = await env.operator.status(relay.mgmtUrl);
-      expect(status.sessions.total).toBeGreaterThanOrEqual(120);
+      expect(status.sessions.total).toBe(120);
     } finally {
       await closeAll(clients);
     }
@@ -66,7 +67,7 @@ describe('relayd', () => {
     const [client] = await connectDevices({ port: relay.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 1 });
     try {
       const big = Buffer.alloc(DtlsClient.maxPayloadLength, 0x5a);
-      const { reply } = await request(client!, big, { retransmit: false });
+      const { reply } = await request(client!, big);
       expect(reply.length).toBe(DtlsClient.maxPayloadLength);
     } finally {
       await closeAll([client]);
@@ -93,12 +94,11 @@ describe('relayd', () => {
       fake.set([23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0x03, 0x77]);
       await sendRaw(relay.dtlsPort, fake);
       for (const junk of [Buffer.alloc(0), Buffer.from([1, 2, 3]), Buffer.from('GET / HTTP/1.1\r\n\r\n'), fake.subarray(0, 200)]) await sendRaw(relay.dtlsPort, junk);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const { reply } = await request(client!, Buffer.from('still here'), { retransmit: false });
+      // One socket takes them in order: the junk was handled before the request that follows it is answered.
+      const { reply } = await request(client!, Buffer.from('still here'));
       expect(reply.toString()).toBe('still here');
       const after = await env.operator.metrics(relay.mgmtUrl);
-      const oversized = (text: string): number => Number(/relay_drops_total\{reason="oversized"\} (\d+)/.exec(text)?.[1] ?? 0);
-      expect(oversized(after) - oversized(before)).toBe(5);
+      expect(metricValue(after, 'relay_drops_total{reason="oversized"}') - metricValue(before, 'relay_drops_total{reason="oversized"}')).toBe(5);
       expect(relay.child.exitCode).toBeNull();
     } finally {
       await closeAll([client]);
@@ -122,18 +122,18 @@ describe('relayd', () => {
     const client = new DtlsClient({ host: '127.0.0.1', port: proxy.address().port, serverPublicKey: env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
     await client.connect();
     try {
-      expect((await request(client, Buffer.from('before junk'), { retransmit: false })).reply.toString()).toBe('before junk');
+      expect((await request(client, Buffer.from('before junk'))).reply.toString()).toBe('before junk');
       const before = await env.operator.metrics(relay.mgmtUrl);
       for (const size of [838, 1_500, 9_000, 60_000]) await sendRaw(relay.dtlsPort, Buffer.alloc(size, 0x17), proxy);
       const lookalike = Buffer.alloc(837, 0);
       lookalike.set([23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0x03, 0x38]);
       await sendRaw(relay.dtlsPort, lookalike, proxy);
       await sendRaw(relay.dtlsPort, Buffer.from([23, 0xfe, 0xfd]), proxy);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const { reply } = await request(client, Buffer.from('after junk'), { retransmit: false });
+      // One socket takes them in order: the junk was handled before the request that follows it is answered.
+      const { reply } = await request(client, Buffer.from('after junk'));
       expect(reply.toString()).toBe('after junk');
       const after = await env.operator.metrics(relay.mgmtUrl);
-      const drops = (text: string, reason: string): number => Number(new RegExp(`relay_drops_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      const drops = (text: string, reason: string): number => metricValue(text, `relay_drops_total{reason="${reason}"}`);
       expect(drops(after, 'oversized') - drops(before, 'oversized')).toBe(4);
       expect(drops(after, 'malformed') + drops(after, 'rejected') - drops(before, 'malformed') - drops(before, 'rejected')).toBe(2);
       expect(relay.child.exitCode).toBeNull();
@@ -180,7 +180,7 @@ describe('relayd', () => {
 
     const before = await env.operator.metrics(relay.mgmtUrl);
     const [client] = await connectDevices({ port: relay.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 1 });
-    for (let i = 0; i < 10; i++) await request(client!, Buffer.from(`m${i}`), { retransmit: false });
+    for (let i = 0; i < 10; i++) await request(client!, Buffer.from(`m${i}`));
     const after = await env.operator.metrics(relay.mgmtUrl);
     // The session view: counters and sequence numbers as both ends saw them, and no secret.
     const page = await env.operator.sessions(relay.mgmtUrl, { limit: 1_000 });
@@ -252,7 +252,7 @@ describe('relayd with --client-keys and --upstream-identity', () => {
   it('accepts an allowed device and prefixes its upstream datagrams with its fingerprint', async () => {
     const [client] = await connectDevices({ port: relay.dtlsPort, serverPublicKey: env.pki.dtls.publicKeyDer, count: 1, keys: [allowed] });
     try {
-      const { reply } = await request(client!, Buffer.from('identify me'), { retransmit: false });
+      const { reply } = await request(client!, Buffer.from('identify me'));
       expect(reply.toString()).toBe('identify me');
       const datagram = seen.at(-1)!;
       expect(datagram.subarray(0, DEVICE_FINGERPRINT_BYTES).equals(deviceFingerprint(spkiDer(allowed.publicKey)))).toBe(true);
@@ -262,11 +262,11 @@ describe('relayd with --client-keys and --upstream-identity', () => {
     }
   });
 
-  it('stops cleanly on SIGTERM within a few seconds', async () => {
-    const started = Date.now();
+  it('stops cleanly on SIGTERM, within its own deadline', async () => {
     const code = await relay.stop('SIGTERM');
+    // relayd exits 1 ("did not stop in time") when stopping outlasts its deadline: 0 is the deadline kept.
     expect(code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(relay.logs.some((entry) => entry.msg === 'relay stopped')).toBe(true);
+    // Two loggers write these lines (the signal handler's and the relay's): their order on stdout is not theirs.
+    expect(relay.logs.map((entry) => entry.msg)).toEqual(expect.arrayContaining(['stopping', 'relay stopped']));
   });
 });

@@ -5,8 +5,8 @@ import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
 import { NONCE_FENCE } from '../../relay/handover/fence.ts';
 import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { writeRecordHeader } from '../../api/dtls/record.ts';
-import { adapterOnLoopback, deviceFlow, dtlsKeys, guardedBinding } from '../helpers/adapter-harness.ts';
-import { request } from '../helpers/devices.ts';
+import { adapterOnLoopback, deviceFlow, dtlsKeys, guardedBinding } from '../support/adapter-harness.ts';
+import { request } from '../support/devices.ts';
 
 type Harness = Awaited<ReturnType<typeof adapterOnLoopback>>;
 

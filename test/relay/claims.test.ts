@@ -8,8 +8,8 @@ import { SessionClaims, type ClaimHost } from '../../relay/cluster/claims.ts';
 import type { PeerDirectory } from '../../relay/cluster/peers.ts';
 import { DtlsAdapter } from '../../relay/dtls/adapter.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
-import { adapterOnLoopback, deviceFlow, dtlsKeys } from '../helpers/adapter-harness.ts';
-import { request } from '../helpers/devices.ts';
+import { adapterOnLoopback, deviceFlow, dtlsKeys } from '../support/adapter-harness.ts';
+import { request } from '../support/devices.ts';
 import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
 
 type Counted = Parameters<ClaimHost['counted']>[0];

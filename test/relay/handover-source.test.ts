@@ -2,14 +2,24 @@ import { PassThrough, Writable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { syntheticSessions } from '../../bench/synthetic-predecessor.ts';
+import { syntheticSessions } from '../support/synthetic-predecessor.ts';
 import type { HandoverHost } from '../../relay/handover/host.ts';
 import { HandoverSource } from '../../relay/handover/source.ts';
 
 /** A successor that reads nothing and then disappears while the old relay is still writing. */
 class StalledResponse extends Writable {
+  /** Resolves when the old relay has filled the buffer and waits for 'drain'. */
+  readonly backedUp: Promise<void>;
+  #backedUp: () => void = () => undefined;
+
   constructor() {
     super({ highWaterMark: 1024, write: () => undefined }); // never calls back: the stream backs up
+    this.backedUp = new Promise((resolve) => (this.#backedUp = resolve));
+  }
+  override write(chunk: unknown, ...rest: never[]): boolean {
+    const more = super.write(chunk, ...rest);
+    if (!more) this.#backedUp();
+    return more;
   }
   writeHead(): this {
     return this;
@@ -27,6 +37,8 @@ function request(body: unknown): IncomingMessage {
 describe('HandoverSource', () => {
   it('resumes serving at once when the successor goes away in the middle of the state stream', async () => {
     const events: string[] = [];
+    let resumed: () => void = () => undefined;
+    const resumedNow = new Promise<void>((resolve) => (resumed = resolve));
     const sessions = syntheticSessions(5_000);
     const host = {
       podName: 'relay-a-0',
@@ -43,6 +55,7 @@ describe('HandoverSource', () => {
       resume: (reason: string) => {
         host.state = 'serving';
         events.push(`resumed: ${reason}`);
+        resumed();
         return 0;
       },
     };
@@ -50,11 +63,11 @@ describe('HandoverSource', () => {
     const response = new StalledResponse();
     const handled = source.handle(request({ successor: 'relay-b-0', tunnelPort: 9, tunnelKey: Buffer.alloc(32).toString('base64'), commitTimeoutMs: 60_000 }), response as unknown as ServerResponse);
     // 5,000 sessions are far more than the stalled stream takes: the old relay waits for 'drain'.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await response.backedUp;
     expect(events).toEqual(['paused']);
     expect(source.active).toBe(true);
     response.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await resumedNow;
     expect(events).toEqual(['paused', 'tunnel shut', 'resumed: the state stream broke before it was complete']);
     expect(host.state).toBe('serving');
     expect(source.active).toBe(false);

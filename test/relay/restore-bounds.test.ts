@@ -8,7 +8,7 @@ import type { HandoverHost } from '../../relay/handover/host.ts';
 import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { HandoverSuccessor } from '../../relay/handover/successor.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
-import { dtlsKeys } from '../helpers/adapter-harness.ts';
+import { dtlsKeys } from '../support/adapter-harness.ts';
 import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
 
 let serverKey: Buffer;

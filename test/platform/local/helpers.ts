@@ -1,39 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isOrchestratorError } from '../../../orchestrator/errors.ts';
 import { listJson } from '../../../orchestrator/platform/local/state-fs.ts';
 import { localPaths, readPod, readService } from '../../../orchestrator/platform/local/state.ts';
 import { exited } from '../../../orchestrator/platform/local/processes.ts';
 import { teardownLocal } from '../../../orchestrator/platform/local/index.ts';
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function waitFor<T>(what: string, check: () => Promise<T | null | false | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== null && value !== false && value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-    await sleep(100);
-  }
-}
-
-/** The orchestrator error code a promise rejects with (fails the test when it resolves or throws something else). */
-export async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isOrchestratorError(error)) return error.code;
-    return `not an orchestrator error: ${String((error as { code?: unknown }).code ?? error)}`;
-  }
-  return 'resolved';
-}
 
 /** Every pid the local cluster of `stateDir` records (relays and the service). */
 export async function recordedPids(stateDir: string): Promise<number[]> {

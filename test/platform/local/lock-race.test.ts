@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { deployLocal, openLocalPlatform } from '../../../orchestrator/platform/local/index.ts';
@@ -13,20 +15,48 @@ interface Attempt {
   holder?: string;
 }
 
-function race(stateDir: string, owner: string, startAt: number, rounds: number, gapMs: number): Promise<Attempt[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RACER, stateDir, owner, String(startAt), String(rounds), String(gapMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`racer ${owner} exited with ${code}: ${err}`));
-      else resolve(out.trim().split('\n').map((line) => JSON.parse(line) as Attempt));
+/** A contender process and the lines it prints, one at a time. */
+class Racer {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly #lines: Interface;
+  readonly #queued: string[] = [];
+  readonly #waiting: ((line: string) => void)[] = [];
+  #stderr = '';
+  readonly owner: string;
+
+  constructor(stateDir: string, owner: string) {
+    this.owner = owner;
+    this.child = spawn(process.execPath, [RACER, stateDir, owner]);
+    this.child.stderr.on('data', (chunk: Buffer) => (this.#stderr += chunk.toString()));
+    this.#lines = createInterface({ input: this.child.stdout });
+    this.#lines.on('line', (line) => {
+      const waiter = this.#waiting.shift();
+      if (waiter === undefined) this.#queued.push(line);
+      else waiter(line);
     });
-  });
+    this.child.once('exit', (code) => {
+      for (const waiter of this.#waiting.splice(0)) waiter(`exited with ${code}: ${this.#stderr}`);
+    });
+  }
+
+  next(): Promise<string> {
+    const line = this.#queued.shift();
+    return line === undefined ? new Promise((resolve) => this.#waiting.push(resolve)) : Promise.resolve(line);
+  }
+
+  async attempt(): Promise<Attempt> {
+    const line = await this.next();
+    try {
+      return JSON.parse(line) as Attempt;
+    } catch {
+      throw new Error(`racer ${this.owner}: ${line}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.child.stdin.end();
+    if (this.child.exitCode === null) await once(this.child, 'exit');
+  }
 }
 
 describe('local platform: the update lock across processes', () => {
@@ -42,16 +72,14 @@ describe('local platform: the update lock across processes', () => {
   });
 
   test('two processes acquiring at the same instant: exactly one wins each round, and the loser is told who holds it', async () => {
-    const rounds = 8;
-    // Room for both processes to start (Node, TypeScript, PKI load) before the first round.
-    const startAt = Date.now() + 2_500;
-    const [alice, bob] = await Promise.all([race(state.dir, 'alice', startAt, rounds, 150), race(state.dir, 'bob', startAt, rounds, 150)]);
-    expect(alice).toHaveLength(rounds);
-    expect(bob).toHaveLength(rounds);
+    const racers = [new Racer(state.dir, 'alice'), new Racer(state.dir, 'bob')];
     const platform = await openLocalPlatform({ stateDir: state.dir });
     try {
-      for (let round = 0; round < rounds; round++) {
-        const attempts = [alice[round]!, bob[round]!];
+      expect(await Promise.all(racers.map((racer) => racer.next()))).toEqual(['ready', 'ready']);
+      for (let round = 0; round < 8; round++) {
+        // Both get the round in the same turn of this event loop: they race for real.
+        for (const racer of racers) racer.child.stdin.write(`${round}\n`);
+        const attempts = await Promise.all(racers.map((racer) => racer.attempt()));
         const winners = attempts.filter((attempt) => attempt.won);
         expect(winners, `round ${round}: ${JSON.stringify(attempts)}`).toHaveLength(1);
         const loser = attempts.find((attempt) => !attempt.won)!;
@@ -60,6 +88,7 @@ describe('local platform: the update lock across processes', () => {
       }
     } finally {
       await platform.close();
+      await Promise.all(racers.map((racer) => racer.stop()));
     }
   });
 });

@@ -1,16 +1,16 @@
 /**
  * A load-generator worker thread: one DeviceFleet with its share of the devices, the request rate and the
  * handshake rate, a latency histogram of its own, and its event-loop delay. It does what the main thread asks
- * (load.ts) and answers every request with one message, in order.
+ * (generator.ts) and answers every request with one message, in order.
  */
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { DeviceFleet, type Gate } from '../devices/fleet.ts';
+import { DeviceFleet, type Gate } from './fleet.ts';
 import { LatencyHistogram } from './histogram.ts';
 import type { FromWorker, ToWorker, WorkerSample, WorkerSetup } from './messages.ts';
 import { Pacer } from './pacer.ts';
 
-if (parentPort === null) throw new Error('cli/bench/worker.ts runs as a worker thread (see load.ts)');
+if (parentPort === null) throw new Error('loadgen/worker.ts runs as a worker thread (see generator.ts)');
 const port = parentPort;
 const setup = workerData as WorkerSetup;
 
@@ -42,14 +42,13 @@ function sample(): WorkerSample {
   utilizationMark = now;
   const result: WorkerSample = {
     counters: fleet.snapshot(),
-    latency: latency.toData(),
+    latency: latency.takeData(),
     clients: fleet.connected,
     inFlight: fleet.inFlight,
     loopDelayMaxMs: loopDelay.count === 0 ? 0 : loopDelay.max / 1e6,
     loopDelayP99Ms: loopDelay.count === 0 ? 0 : loopDelay.percentile(99) / 1e6,
     utilization,
   };
-  latency.reset();
   loopDelay.reset();
   return result;
 }

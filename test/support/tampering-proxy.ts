@@ -6,13 +6,15 @@ import { relayClientTlsOptions, relayServerTlsOptions, type LocalPki } from '../
 export type TamperMode =
   | { kind: 'truncate'; atBytes: number }
   | { kind: 'corrupt'; atByte: number }
-  /** Pass the headers, hold the body until release(). */
-  | { kind: 'stall' };
+  /** Pass the headers, hold the body until release(), then break the stream. */
+  | { kind: 'stall' }
+  /** Hold the whole answer (the old relay has streamed it and waits, paused) until release(), then pass it on. */
+  | { kind: 'hold' };
 
 /**
  * A man in the middle with a valid relay certificate, between a new relay and an old one. It passes
  * every call through but tampers with the state stream of POST /v1/handover, so tests can show what
- * a truncated, corrupted or stalled stream does to both relays.
+ * a truncated, corrupted or stalled stream does to both relays, or holds it to act while the old relay is paused.
  */
 export class StateTamperingProxy {
   aborts = 0;
@@ -20,11 +22,14 @@ export class StateTamperingProxy {
   private readonly agent: Agent;
   private readonly target: string;
   private readonly mode: TamperMode;
-  private releaseStall: () => void = () => undefined;
+  /** Resolves on release(), whether the stream reached the proxy before or after. */
+  private readonly released: Promise<void>;
+  private releaseHeld: () => void = () => undefined;
 
   constructor(options: { target: string; pki: LocalPki; mode: TamperMode }) {
     this.target = options.target;
     this.mode = options.mode;
+    this.released = new Promise((resolve) => (this.releaseHeld = resolve));
     this.agent = new Agent({ connect: relayClientTlsOptions(options.pki) });
     this.server = https.createServer(relayServerTlsOptions(options.pki), (req, res) => {
       void this.handle(req, res).catch(() => res.destroy());
@@ -37,7 +42,7 @@ export class StateTamperingProxy {
   }
 
   release(): void {
-    this.releaseStall();
+    this.releaseHeld();
   }
 
   async close(): Promise<void> {
@@ -76,12 +81,12 @@ export class StateTamperingProxy {
       const at = Math.min(mode.atByte, tampered.length - 40);
       tampered[at] = tampered[at]! ^ 0x01;
       res.end(tampered);
+    } else if (mode.kind === 'hold') {
+      await this.released;
+      res.end(body);
     } else {
       res.flushHeaders();
-      await new Promise<void>((resolve) => {
-        this.releaseStall = resolve;
-        res.on('close', resolve);
-      });
+      await Promise.race([this.released, new Promise((resolve) => res.on('close', resolve))]);
       res.destroy();
     }
   }

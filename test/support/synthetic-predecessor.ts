@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { HANDOVER_HEADERS, STATE_CONTENT_TYPE } from '../api/management.ts';
-import { encodeSessionChunks } from '../api/state-codec.ts';
-import type { SessionState } from '../api/state-format.ts';
-import { generateDeviceKey } from '../client/index.ts';
-import { relayServerTlsOptions, type LocalPki } from '../orchestrator/platform/local/pki.ts';
+import { HANDOVER_HEADERS, STATE_CONTENT_TYPE } from '../../api/management.ts';
+import { encodeSessionChunks } from '../../api/state-codec.ts';
+import type { SessionState } from '../../api/state-format.ts';
+import { generateDeviceKey } from '../../client/index.ts';
+import { relayServerTlsOptions, type LocalPki } from '../../orchestrator/platform/local/pki.ts';
 
 /**
  * A stand-in old relay that hands over N synthetic sessions (valid by format, with no device behind

@@ -1,4 +1,5 @@
-import type { ExchangeParams, FleetCounters } from '../devices/fleet.ts';
+import type { FleetCounters } from './counters.ts';
+import type { ExchangeParams } from './fleet.ts';
 import type { HistogramData } from './histogram.ts';
 
 /** What the main thread and a load-generator worker (worker.ts) say to each other. Plain data: structured clone. */

@@ -1,4 +1,4 @@
-import type { Gate } from '../devices/fleet.ts';
+import type { Gate } from './fleet.ts';
 
 /**
  * A rate cap shared by many callers: `take()` resolves when the caller may go, in arrival order, at most

@@ -1,10 +1,15 @@
 import { describe, expect, test } from 'vitest';
-import { ManualClock } from '../../orchestrator/clock.ts';
-import { ErrorCode } from '../../orchestrator/errors.ts';
-import type { PodInfo } from '../../orchestrator/platform/platform.ts';
-import { FakeCluster, ProcessKilledError } from '../fakes/platform.ts';
+import { ManualClock } from '../../../orchestrator/clock.ts';
+import { ErrorCode } from '../../../orchestrator/errors.ts';
+import type { PodInfo } from '../../../orchestrator/platform/platform.ts';
+import { FakeCluster, ProcessKilledError } from '../../fakes/platform.ts';
 
-/** The double the orchestrator tests rely on: if it did not enforce these, those tests would prove little. */
+/**
+ * The double the orchestrator tests rely on: if it did not enforce these, those tests would prove little. What it
+ * shares with the real platforms (labels, the restore rule, optimistic concurrency, the lock, sets and pods) is held
+ * to the Platform contract in test/platform/fake/contract.test.ts; here, what only a double has: virtual time,
+ * faults, killed processes and the session invariant.
+ */
 
 function cluster(world: ConstructorParameters<typeof FakeCluster>[1] = {}): { clock: ManualClock; fake: FakeCluster } {
   const clock = new ManualClock({ startMs: 0 });
@@ -22,16 +27,6 @@ async function newSet(fake: FakeCluster, clock: ManualClock): Promise<{ old: Pod
 }
 
 describe('the fake relays', () => {
-  test('enforce the restore label rule in both directions', async () => {
-    const { clock, fake } = cluster();
-    const platform = fake.process();
-    const { old, fresh } = await newSet(fake, clock);
-    await expect(platform.relay.restore(fresh[0]!, old[0]!)).rejects.toMatchObject({ code: ErrorCode.RestoreRefused });
-    fake.editPodLabels('relay-a-0', { restore: 'true' });
-    await expect(platform.relay.restore(old[0]!, fresh[0]!)).rejects.toMatchObject({ code: ErrorCode.RestoreRefused });
-    await expect(platform.relay.restore(fresh[1]!, old[0]!)).rejects.toMatchObject({ code: ErrorCode.RestoreRefused, message: expect.stringContaining('double') });
-  });
-
   test('move sessions at commit, show the transfer in flight, and flip readiness after the probe lag', async () => {
     const { clock, fake } = cluster({ restoreMs: 400, readinessLagMs: 1000 });
     const platform = fake.process();
@@ -104,24 +99,4 @@ describe('the fake platform calls', () => {
     expect(fake.pods('relay-a')[0]!.labels).toMatchObject({ a: '1', b: '1', c: '1', d: '1' });
   });
 
-  test('set annotations use optimistic concurrency', async () => {
-    const { fake } = cluster();
-    const platform = fake.process();
-    const set = (await platform.getSet('relay-a'))!;
-    const written = await platform.patchSetAnnotations('relay-a', { x: '1' }, set.resourceVersion);
-    expect(written.resourceVersion).not.toBe(set.resourceVersion);
-    await expect(platform.patchSetAnnotations('relay-a', { x: '2' }, set.resourceVersion)).rejects.toMatchObject({ code: ErrorCode.Conflict });
-  });
-
-  test('the lock: held until it expires, then taken over; the old holder can no longer renew', async () => {
-    const { clock, fake } = cluster();
-    const first = await fake.process().lock.acquire('relay', 'alice', 10_000);
-    await expect(fake.process().lock.acquire('relay', 'bob', 10_000)).rejects.toMatchObject({ code: ErrorCode.LockHeld, holder: 'alice' });
-    await clock.advance(10_000);
-    const second = await fake.process().lock.acquire('relay', 'bob', 10_000);
-    await expect(first.renew()).rejects.toMatchObject({ code: ErrorCode.LockLost });
-    await first.release();
-    expect(fake.lease('relay')?.owner).toBe('bob');
-    await expect(second.renew()).resolves.toBe(clock.now() + 10_000);
-  });
 });

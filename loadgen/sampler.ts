@@ -1,4 +1,4 @@
-import type { LoadGenerator, LoadSample } from './load.ts';
+import type { LoadGenerator, LoadSample } from './generator.ts';
 
 /**
  * Samples the load generator every `tickMs`, on a grid anchored at start() so ticks do not drift; a tick that

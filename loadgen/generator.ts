@@ -5,7 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { diffCounters, mergeCounters, zeroCounters, type ExchangeParams, type FleetCounters } from '../devices/fleet.ts';
+import { diffCounters, mergeCounters, zeroCounters, type FleetCounters } from './counters.ts';
+import type { ExchangeParams } from './fleet.ts';
 import { LatencyHistogram } from './histogram.ts';
 import type { FromWorker, HandshakeErrorInfo, ToWorker, WorkerSample, WorkerSetup } from './messages.ts';
 

@@ -2,9 +2,9 @@
  * What a benchmark prints: intervals (sums of consecutive load samples), the interval line in the format of
  * Californium's benchmark client (so figures compare line by line), the worst window of a run, and the summary.
  */
-import { mergeCounters, zeroCounters, type FleetCounters } from '../devices/fleet.ts';
+import { mergeCounters, zeroCounters, type FleetCounters } from './counters.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
-import type { LoadSample } from './load.ts';
+import type { LoadSample } from './generator.ts';
 
 export interface Interval {
   /** Offsets from the start of the measured run, ms. */
@@ -157,20 +157,26 @@ export function latencyLine(summary: LatencySummary): string {
   return `p50 ${ms(summary.p50Ms)}, p90 ${ms(summary.p90Ms)}, p99 ${ms(summary.p99Ms)}, max ${ms(summary.maxMs)} (${summary.count.toLocaleString('en-US')} round trips)`;
 }
 
-/** An interval as JSON: counters plus the derived figures a reader would otherwise recompute. */
-export function intervalJson(interval: Interval): Record<string, unknown> {
-  const { counters } = interval;
+/** The counts of a span as JSON, with the derived figures a reader would otherwise recompute (Californium's names). */
+export function countsJson(counters: FleetCounters, durationMs: number) {
   return {
-    startMs: Math.round(interval.startMs),
-    durationMs: Math.round(interval.endMs - interval.startMs),
     requests: counters.answered,
-    reqsPerSecond: Math.round(answeredRate(interval)),
+    reqsPerSecond: Math.round(counters.answered / durationSeconds({ startMs: 0, endMs: durationMs })),
     sent: counters.requests,
     retransmissions: counters.retransmissions,
     retransmissionPercent: shareOfAnswered(counters.retransmissions, counters),
     transmissionErrors: counters.transmissionErrors,
     transmissionErrorPercent: shareOfAnswered(counters.transmissionErrors, counters),
     handshakes: counters.handshakes,
+  };
+}
+
+/** An interval as JSON. */
+export function intervalJson(interval: Interval): Record<string, unknown> {
+  return {
+    startMs: Math.round(interval.startMs),
+    durationMs: Math.round(interval.endMs - interval.startMs),
+    ...countsJson(interval.counters, interval.endMs - interval.startMs),
     clients: interval.clients,
     latency: interval.latency.summary(),
   };

@@ -30,6 +30,13 @@ export function readProcess(pid: number): ProcessFigures | null {
   }
 }
 
+/** readProcess for a process that must be there (a benchmark's own relay): throws naming it when it is gone. */
+export function readRunningProcess(pid: number, name: string): ProcessFigures {
+  const figures = readProcess(pid);
+  if (figures === null) throw new Error(`${name} (pid ${pid}) is gone`);
+  return figures;
+}
+
 /** Busy and total CPU time of the machine (all cores), in clock ticks. */
 export function readMachine(): { busy: number; total: number } | null {
   try {

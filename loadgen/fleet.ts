@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { DtlsClient, generateDeviceKey, type DeviceKey } from '../../client/index.ts';
+import { DtlsClient, generateDeviceKey, type CloseInfo, type DeviceKey, type DtlsClientState, type DtlsClientStats } from '../client/index.ts';
+import { diffCounters, zeroCounters, type FleetCounters } from './counters.ts';
 
 /**
  * Simulated devices, as Californium's benchmark client runs them: each device keeps one DTLS session and sends
@@ -8,10 +9,9 @@ import { DtlsClient, generateDeviceKey, type DeviceKey } from '../../client/inde
  * times; after the last timeout it is a transmission error, and the device, assuming its session is lost,
  * handshakes again.
  *
- * Everything the devices saw is counted in plain numbers (FleetCounters) that can be subtracted (windows) and
- * added (mergeCounters), so a load generator (cli/bench) runs one DeviceFleet per worker thread and sums them.
- * A load generator also caps the request rate and paces the start-up handshakes (gates), and records every
- * round trip in its own histogram (a recorder).
+ * Everything the devices saw is counted in plain numbers (counters.ts), so a load generator (generator.ts) runs
+ * one DeviceFleet per worker thread and sums them. A load generator also caps the request rate and paces the
+ * start-up handshakes (gates), and records every round trip in its own histogram (a recorder).
  */
 
 /** CoAP transmission parameters (RFC 7252, 4.8). */
@@ -23,7 +23,7 @@ export interface ExchangeParams {
 
 export const COAP_EXCHANGE: Readonly<ExchangeParams> = Object.freeze({ ackTimeoutMs: 2000, ackRandomFactor: 1.5, maxRetransmit: 4 });
 
-/** A rate cap (cli/bench/pacer.ts): undefined means go now, a promise resolves when it is the caller's turn. */
+/** A rate cap (pacer.ts): undefined means go now, a promise resolves when it is the caller's turn. */
 export interface Gate {
   take(): Promise<void> | undefined;
 }
@@ -31,6 +31,17 @@ export interface Gate {
 /** Where every answered request's round trip goes (a histogram per worker thread). */
 export interface LatencyRecorder {
   recordMs(ms: number): void;
+}
+
+/** What a device needs of its DTLS client: DtlsClient, or a stand-in in tests of the fleet itself. */
+export interface DeviceClient {
+  readonly state: DtlsClientState;
+  readonly stats: Readonly<DtlsClientStats>;
+  connect(): Promise<void>;
+  send(payload: Buffer): void;
+  close(options: { notify: boolean }): Promise<void>;
+  on(event: 'message', listener: (payload: Buffer) => void): unknown;
+  on(event: 'close', listener: (info: CloseInfo) => void): unknown;
 }
 
 export interface FleetOptions {
@@ -56,6 +67,8 @@ export interface FleetOptions {
   /** connect() starts each handshake only when it lets it (start-up pacing); later re-handshakes are not paced. */
   handshakeGate?: Gate;
   latency?: LatencyRecorder;
+  /** Makes each session's client (default: a DtlsClient to host:port pinning serverPublicKey). */
+  newClient?: (key: DeviceKey) => DeviceClient;
 }
 
 export interface ConnectResult {
@@ -63,54 +76,6 @@ export interface ConnectResult {
   failed: number;
   /** The last handshake failure (a DtlsClientError, whose code says why), or null. */
   lastError: Error | null;
-}
-
-export interface FleetCounters {
-  /** Requests sent (first transmissions). */
-  requests: number;
-  answered: number;
-  retransmissions: number;
-  /** Requests given up after the last retransmission timed out, or whose session died under them. */
-  transmissionErrors: number;
-  /** Answers to a request already answered: a retransmission crossed the first answer. Harmless. */
-  duplicates: number;
-  /** Completed handshakes (the initial ones included). */
-  handshakes: number;
-  handshakeFailures: number;
-  /** Sessions the relay ended (alert or close_notify) while the device used them. */
-  sessionsLost: number;
-  /** Sum and maximum of request-to-answer times, retransmissions included. */
-  latencySumMs: number;
-  latencyMaxMs: number;
-}
-
-export function zeroCounters(): FleetCounters {
-  return {
-    requests: 0,
-    answered: 0,
-    retransmissions: 0,
-    transmissionErrors: 0,
-    duplicates: 0,
-    handshakes: 0,
-    handshakeFailures: 0,
-    sessionsLost: 0,
-    latencySumMs: 0,
-    latencyMaxMs: 0,
-  };
-}
-
-/** Sums counters of several fleets (worker threads); maxima take the larger. */
-export function mergeCounters(a: FleetCounters, b: FleetCounters): FleetCounters {
-  const merged = zeroCounters();
-  for (const key of Object.keys(merged) as (keyof FleetCounters)[]) merged[key] = key === 'latencyMaxMs' ? Math.max(a[key], b[key]) : a[key] + b[key];
-  return merged;
-}
-
-/** What happened between two snapshots. The maximum cannot be subtracted: use a FleetWindow for that. */
-export function diffCounters(later: FleetCounters, earlier: FleetCounters): FleetCounters {
-  const diff = zeroCounters();
-  for (const key of Object.keys(diff) as (keyof FleetCounters)[]) diff[key] = key === 'latencyMaxMs' ? later[key] : later[key] - earlier[key];
-  return diff;
 }
 
 /** Counters from open() to close(), with the true maximum latency of that span. */
@@ -123,7 +88,7 @@ type Outcome = 'answered' | 'error' | 'stopped';
 interface Device {
   readonly index: number;
   readonly key: DeviceKey;
-  client: DtlsClient | null;
+  client: DeviceClient | null;
   sequence: number;
   /** The request waiting for its answer. */
   pending: { payload: Buffer; finish(outcome: Outcome): void } | null;
@@ -135,7 +100,8 @@ export interface StopResult {
 }
 
 export class DeviceFleet {
-  readonly #options: Required<Omit<FleetOptions, 'exchange' | 'requestGate' | 'handshakeGate' | 'latency'>> & { exchange: ExchangeParams };
+  readonly #options: Required<Omit<FleetOptions, 'exchange' | 'requestGate' | 'handshakeGate' | 'latency' | 'newClient'>> & { exchange: ExchangeParams };
+  readonly #newClient: (key: DeviceKey) => DeviceClient;
   readonly #requestGate: Gate | null;
   readonly #handshakeGate: Gate | null;
   readonly #latency: LatencyRecorder | null;
@@ -143,6 +109,8 @@ export class DeviceFleet {
   readonly #devices: Device[];
   readonly #counters = zeroCounters();
   readonly #windows = new Set<{ max: number }>();
+  /** until() callers, checked whenever a counter changes. */
+  readonly #watchers = new Set<{ test(counters: FleetCounters): boolean; resolve(): void }>();
   #running = false;
   #loops: Promise<void>[] = [];
   /**
@@ -166,6 +134,8 @@ export class DeviceFleet {
       random: options.random ?? Math.random,
       now: options.now ?? (() => performance.now()),
     };
+    const { host, port, serverPublicKey, handshakeTimeoutMs } = this.#options;
+    this.#newClient = options.newClient ?? ((clientKey) => new DtlsClient({ host, port, serverPublicKey, clientKey, handshakeTimeoutMs }));
     this.#requestGate = options.requestGate ?? null;
     this.#handshakeGate = options.handshakeGate ?? null;
     this.#latency = options.latency ?? null;
@@ -191,6 +161,11 @@ export class DeviceFleet {
     return { ...this.#counters };
   }
 
+  /** Each device's current session as its DTLS client counts it (sequence numbers, replays dropped); null before its first handshake. */
+  sessions(): (Readonly<DtlsClientStats> | null)[] {
+    return this.#devices.map((device) => (device.client === null ? null : { ...device.client.stats }));
+  }
+
   openWindow(): FleetWindow {
     const start = this.snapshot();
     const window = { max: 0 };
@@ -201,6 +176,29 @@ export class DeviceFleet {
         return { ...diffCounters(this.snapshot(), start), latencyMaxMs: window.max };
       },
     };
+  }
+
+  /**
+   * Resolves as soon as the counters satisfy `test` (checked now and after every change): wait for what the
+   * devices did, not for time to pass. Rejects after `timeoutMs` of real time, saying what it waited for.
+   */
+  until(what: string, test: (counters: FleetCounters) => boolean, timeoutMs = 30_000): Promise<void> {
+    if (test(this.#counters)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const watcher = {
+        test,
+        resolve: () => {
+          clearTimeout(timer);
+          this.#watchers.delete(watcher);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#watchers.delete(watcher);
+        reject(new Error(`devices: ${what} did not happen within ${timeoutMs} ms; counters ${JSON.stringify(this.#counters)}`));
+      }, timeoutMs);
+      this.#watchers.add(watcher);
+    });
   }
 
   /** Why the last handshake failed (a DtlsClientError), or null. */
@@ -292,32 +290,38 @@ export class DeviceFleet {
     }
   }
 
+  /** A counter changed: wakes the until() callers it satisfies. */
+  #counted(): void {
+    if (this.#watchers.size === 0) return;
+    for (const watcher of [...this.#watchers]) if (watcher.test(this.#counters)) watcher.resolve();
+  }
+
   async #handshake(device: Device): Promise<boolean> {
     await device.client?.close({ notify: false }).catch(() => undefined);
-    const client = new DtlsClient({
-      host: this.#options.host,
-      port: this.#options.port,
-      serverPublicKey: this.#options.serverPublicKey,
-      clientKey: device.key,
-      handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
-    });
+    const client = this.#newClient(device.key);
     device.client = client;
     try {
       await client.connect();
     } catch (error) {
       this.#counters.handshakeFailures++;
       this.#lastHandshakeError = error as Error;
+      this.#counted();
       return false;
     }
     this.#counters.handshakes++;
+    this.#counted();
     client.on('message', (reply) => {
       const pending = device.pending;
       if (pending !== null && reply.equals(pending.payload)) pending.finish('answered');
-      else this.#counters.duplicates++;
+      else {
+        this.#counters.duplicates++;
+        this.#counted();
+      }
     });
     client.on('close', (info) => {
       if (info.reason === 'local') return;
       this.#counters.sessionsLost++;
+      this.#counted();
       // The request in flight cannot be answered on this session any more.
       device.pending?.finish('error');
     });
@@ -325,7 +329,7 @@ export class DeviceFleet {
   }
 
   #exchange(device: Device): Promise<Outcome> {
-    const client = device.client as DtlsClient;
+    const client = device.client as DeviceClient;
     const { ackTimeoutMs, ackRandomFactor, maxRetransmit } = this.#options.exchange;
     const payload = Buffer.alloc(this.#options.payloadBytes, 0x20);
     payload.write(`${device.index}:${device.sequence++}:`);
@@ -349,6 +353,7 @@ export class DeviceFleet {
         } else if (outcome === 'error') {
           this.#counters.transmissionErrors++;
         }
+        this.#counted();
         resolve(outcome);
       };
       const pending = { payload, finish };
@@ -369,11 +374,13 @@ export class DeviceFleet {
           }
           retransmissions++;
           this.#counters.retransmissions++;
+          this.#counted();
           timeoutMs *= 2;
           if (transmit()) arm();
         }, timeoutMs);
       };
       device.pending = pending;
+      this.#counted();
       if (transmit()) arm();
     });
   }

@@ -1,0 +1,3 @@
+export declare const MINIMUM_NODE: string;
+export declare function nodeIsRecentEnough(version: string): boolean;
+export declare function requireNode(what: string, advice: string): void;
