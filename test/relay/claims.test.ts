@@ -10,7 +10,7 @@ import { DtlsAdapter } from '../../relay/dtls/adapter.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
 import { adapterOnLoopback, deviceFlow, dtlsKeys } from '../support/adapter-harness.ts';
 import { request } from '../support/devices.ts';
-import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
+import { RecordingResponse, jsonRequest } from '../support/mgmt-doubles.ts';
 
 type Counted = Parameters<ClaimHost['counted']>[0];
 

@@ -9,7 +9,7 @@ import { ImportStage } from '../../relay/handover/staged-import.ts';
 import { HandoverSuccessor } from '../../relay/handover/successor.ts';
 import { fixtureSessions, FIXTURE_CREATED_AT } from '../fixtures/state/fixtures.ts';
 import { dtlsKeys } from '../support/adapter-harness.ts';
-import { RecordingResponse, jsonRequest } from './mgmt-doubles.ts';
+import { RecordingResponse, jsonRequest } from '../support/mgmt-doubles.ts';
 
 let serverKey: Buffer;
 const open: Array<{ close(): unknown }> = [];
