@@ -1,5 +1,7 @@
-import { createSecureContext } from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type {
   ClaimRequest, ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
   ReadyzResponse, RestoreRequest, RestoreResponse, SessionsResponse, StatusResponse,
@@ -33,6 +35,20 @@ export class ManagementError extends Error {
   }
 }
 
+/**
+ * Opens a byte stream to `host:port` some other way than TCP (a Kubernetes port-forward): the client runs its mutual
+ * TLS inside it. `host` is whatever the URL named (a pod name, say); the tunnel decides what it means.
+ */
+export type Tunnel = (origin: { host: string; port: number }) => Promise<Duplex>;
+
+export interface ManagementClientOptions {
+  /** Connect, headers and body timeouts of every call (restore passes its own). Default 10 s. */
+  timeoutMs?: number;
+  connectionsPerOrigin?: number;
+  /** Reach relays through this instead of TCP; TLS and everything above it stay the same. */
+  tunnel?: Tunnel;
+}
+
 export interface StreamResponse {
   headers: Record<string, string | string[] | undefined>;
   body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
@@ -42,13 +58,14 @@ export class ManagementClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
 
-  constructor(tls: ManagementTls, options: { timeoutMs?: number; connectionsPerOrigin?: number } = {}) {
+  constructor(tls: ManagementTls, options: ManagementClientOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     // One secure context for every connection: parsing the CA, certificate and key again for each new
     // connection showed as 8-14% of a relay's CPU during a burst of session claims.
     const secureContext = createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
+    const connect = { secureContext, servername: tls.servername, timeout: this.timeoutMs };
     this.agent = new Agent({
-      connect: { secureContext, servername: tls.servername, timeout: this.timeoutMs },
+      connect: options.tunnel === undefined ? connect : tunnelConnector(options.tunnel, connect),
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
       // A few warm connections per relay are plenty; a burst must queue, not open hundreds of TLS sessions.
@@ -148,6 +165,31 @@ export class ManagementClient {
       throw new ManagementError(timeout ? 'ERR_MGMT_TIMEOUT' : 'ERR_MGMT_UNREACHABLE', `${method} ${url.href}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { cause: error });
     }
   }
+}
+
+/** undici's own TLS connector, run over a tunnel instead of a TCP socket; opening the tunnel counts against the timeout. */
+function tunnelConnector(tunnel: Tunnel, tls: { secureContext: SecureContext; servername: string | undefined; timeout: number }): buildConnector.connector {
+  const overTunnel = buildConnector({ ...tls, allowH2: false });
+  return (options, callback) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`tunnel to ${options.hostname}:${options.port} not open within ${tls.timeout} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), tls.timeout);
+    });
+    const opening = tunnel({ host: options.hostname, port: Number(options.port) });
+    Promise.race([opening, timedOut]).then(
+      (stream) => {
+        clearTimeout(timer);
+        // The URL's host names the tunnel's far end (a pod), not the certificate: undici would take it as servername.
+        overTunnel({ ...options, servername: tls.servername ?? options.servername, httpSocket: stream as unknown as Socket }, callback);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        // A tunnel that opens after all is not leaked.
+        void opening.then((stream) => stream.destroy(), () => undefined);
+        callback(error as Error, null);
+      },
+    );
+  };
 }
 
 async function httpError(base: string, path: string, response: Dispatcher.ResponseData): Promise<ManagementError> {

@@ -58,6 +58,11 @@ export interface DecodeOptions {
    * `finish()` succeeded (all or nothing). Saves holding a second copy of 100,000 sessions.
    */
   onSession?: (session: SessionState, index: number) => void;
+  /**
+   * Receives the header as soon as it is accepted, before any record is decoded: a reader that cannot take
+   * `header.count` sessions throws here, and the stream is refused without decoding a record.
+   */
+  onHeader?: (header: StateHeader) => void;
 }
 
 const DEFAULT_CHUNK_BYTES = 64 * 1024;
@@ -204,6 +209,7 @@ export class StateDecoder {
   readonly #hash: Hash = createHash('sha256');
   readonly #sessions: SessionState[] = [];
   readonly #onSession: ((session: SessionState, index: number) => void) | undefined;
+  readonly #onHeader: ((header: StateHeader) => void) | undefined;
   #count = 0;
   readonly #scanner = new MessagePackScanner({ maxValueBytes: LIMITS.maxValueBytes, maxNesting: MAX_NESTING });
   /** Bytes of an incomplete value, waiting for more. */
@@ -226,6 +232,7 @@ export class StateDecoder {
     this.#now = now;
     this.#readerVersion = options.readerVersion ?? FORMAT_VERSION;
     this.#onSession = options.onSession;
+    this.#onHeader = options.onHeader;
   }
 
   /** The header, once it has been read and accepted. */
@@ -236,6 +243,14 @@ export class StateDecoder {
   /** Records read and validated so far. */
   get recordsRead(): number {
     return this.#count;
+  }
+
+  /**
+   * Bytes of an incomplete value held until more arrive. Always less than twice LIMITS.maxValueBytes: a value
+   * that would be larger is refused as soon as its length prefix, or the scan of what arrived, shows it.
+   */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
   }
 
   push(chunk: Uint8Array): void {
@@ -326,6 +341,7 @@ export class StateDecoder {
       const value = this.#unpack(buf, pos, end);
       if (this.#header === undefined) {
         this.#header = validateHeader(value, this.#readerVersion);
+        this.#onHeader?.(this.#header);
       } else if (this.#count < this.#header.count) {
         this.#record(value, this.#offset + pos);
       } else {

@@ -38,6 +38,7 @@
 import { isIP } from 'node:net';
 import { inspect } from 'node:util';
 import { deviceId } from './device-identity.ts';
+import { MAX_SEQUENCE_NUMBER } from './dtls/constants.ts';
 import {
   ERR_STATE_FIELD,
   ERR_STATE_FORMAT,
@@ -54,8 +55,8 @@ export const MIN_READER_VERSION = 1;
 export const OLDEST_READABLE_VERSION = 1;
 
 export const MAX_UINT16 = 0xffff;
-/** DTLS sequence numbers are 48 bits; they fit a JS number exactly. */
-export const MAX_UINT48 = 2 ** 48 - 1;
+/** The domain of outSeq and replay.top: DTLS sequence numbers. */
+export const MAX_UINT48 = MAX_SEQUENCE_NUMBER;
 
 export const LIMITS = {
   /** No single MessagePack value (header, record, trailer) may be larger: bounds buffering and parse work. */

@@ -20,7 +20,7 @@ export {
 export type { DtlsClientOptions } from './dtls/client-options.ts';
 export type { EstablishedSessionInfo } from './dtls/handshake.ts';
 export { DtlsClientError, isDtlsClientError, type DtlsErrorCode } from './dtls/errors.ts';
-export { MAX_PLAINTEXT_LENGTH } from './dtls/constants.ts';
+export { MAX_PLAINTEXT_LENGTH } from '../api/dtls/constants.ts';
 export {
   deviceKeyFrom,
   generateDeviceKey,

@@ -9,7 +9,11 @@ export type RelayErrorCode =
   | 'ERR_RELAY_CLIENT_KEYS'
   | 'ERR_RELAY_UPSTREAM'
   | 'ERR_RELAY_HANDOVER'
-  | 'ERR_RELAY_STATE';
+  | 'ERR_RELAY_STATE'
+  /** An import (restore, claim answer) would hold more sessions than --max-sessions allows. */
+  | 'ERR_RELAY_CAPACITY'
+  /** A sibling's claim answer is not what was asked for. */
+  | 'ERR_RELAY_CLAIM';
 
 export class RelayError extends Error {
   readonly code: RelayErrorCode;

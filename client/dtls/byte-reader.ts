@@ -1,4 +1,4 @@
-import { AlertDescription } from './constants.ts';
+import { AlertDescription } from '../../api/dtls/constants.ts';
 import { DtlsClientError } from './errors.ts';
 
 /** Bounds-checked cursor over a received message; every overrun is a decode_error. */

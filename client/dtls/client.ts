@@ -8,7 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CcmRecordProtection } from './ccm.ts';
+import { recordProtectionFor, type CcmRecordProtection } from '../../api/dtls/record-protection.ts';
 import {
   AlertDescription,
   AlertLevel,
@@ -17,7 +17,7 @@ import {
   DTLS_1_2,
   MAX_PLAINTEXT_LENGTH,
   alertName,
-} from './constants.ts';
+} from '../../api/dtls/constants.ts';
 import { DtlsClientError, isDtlsClientError } from './errors.ts';
 import {
   ClientHandshake,
@@ -25,8 +25,8 @@ import {
   type HandshakeStep,
   type OutgoingRecord,
 } from './handshake.ts';
-import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment, type RecordHeader } from './record.ts';
-import { ReplayWindow } from './replay-window.ts';
+import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment, type RecordHeader } from '../../api/dtls/record.ts';
+import { ReplayWindow } from '../../api/dtls/replay-window.ts';
 import { resolveOptions, type DtlsClientOptions, type ResolvedOptions } from './client-options.ts';
 import { RetransmitTimer } from './retransmit-timer.ts';
 
@@ -100,7 +100,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
   #handshake: ClientHandshake | null = null;
   #session: EstablishedSessionInfo | null = null;
   #protection: CcmRecordProtection | null = null;
-  readonly #replayWindow = new ReplayWindow();
+  readonly #replayWindow = new ReplayWindow(1);
   #epoch0Sequence = 0;
   #epoch1Sequence = 0;
   readonly #header: RecordHeader = createRecordHeader();
@@ -303,7 +303,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
       return;
     }
     // Checked before decrypting to save the work, recorded only after the record authenticates.
-    if (this.#replayWindow.isDuplicateOrStale(header.sequence)) {
+    if (!this.#replayWindow.accepts(header.epoch, header.sequence)) {
       this.#stats.replaysDropped++;
       return;
     }
@@ -312,8 +312,8 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
       this.#stats.badRecordsDropped++;
       return;
     }
-    this.#replayWindow.markReceived(header.sequence);
-    this.#stats.lastInboundSeq = this.#replayWindow.highestSequence;
+    this.#replayWindow.mark(header.epoch, header.sequence);
+    this.#stats.lastInboundSeq = this.#replayWindow.top;
 
     switch (header.type) {
       case ContentType.applicationData:
@@ -387,12 +387,7 @@ export class DtlsClient extends EventEmitter<DtlsClientEvents> {
 
   #applyStep(step: HandshakeStep): void {
     if (step.keys !== undefined) {
-      this.#protection = new CcmRecordProtection({
-        writeKey: step.keys.clientWriteKey,
-        writeIv: step.keys.clientWriteIv,
-        readKey: step.keys.serverWriteKey,
-        readIv: step.keys.serverWriteIv,
-      });
+      this.#protection = recordProtectionFor('client', step.keys);
     }
     if (step.flight !== undefined) {
       this.#sendFlight(step.flight);

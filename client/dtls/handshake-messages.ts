@@ -16,7 +16,7 @@ import {
   RANDOM_LENGTH,
   SIGNATURE_ECDSA_SECP256R1_SHA256,
   VERIFY_DATA_LENGTH,
-} from './constants.ts';
+} from '../../api/dtls/constants.ts';
 
 // ---------------------------------------------------------------- handshake header
 

@@ -37,7 +37,7 @@ import {
   P256_POINT_LENGTH,
   RANDOM_LENGTH,
   SIGNATURE_ECDSA_SECP256R1_SHA256,
-} from './constants.ts';
+} from '../../api/dtls/constants.ts';
 import { DtlsClientError, type DtlsErrorCode } from './errors.ts';
 import {
   encodeCertificateVerify,
@@ -58,7 +58,7 @@ import {
   type ServerHello,
 } from './handshake-messages.ts';
 import { HandshakeReassembler, type HandshakeMessage } from './handshake-reassembly.ts';
-import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, type TrafficKeys } from './prf.ts';
+import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, type TrafficKeys } from '../../api/dtls/prf.ts';
 
 export interface ClientCredential {
   readonly privateKey: KeyObject;

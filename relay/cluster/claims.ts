@@ -4,13 +4,17 @@ import type { Logger } from 'pino';
 import type { ManagementClient } from '../../api/management-client.ts';
 import type { ClaimRequest, RelayState } from '../../api/management.ts';
 import { STATE_CONTENT_TYPE } from '../../api/management.ts';
-import { StateDecoder, encodeSessionChunks } from '../../api/state-codec.ts';
+import { encodeSessionChunks } from '../../api/state-codec.ts';
 import type { SessionState } from '../../api/state-format.ts';
-import { MAX_INBOUND_DATAGRAM, type DtlsAdapter, type ExportedSession } from '../dtls/adapter.ts';
-import { fenceSequence } from '../handover/fence.ts';
+import { MAX_INBOUND_DATAGRAM, type DtlsAdapter } from '../dtls/adapter.ts';
+import { ImportStage } from '../handover/staged-import.ts';
 import { asStateRecords } from '../handover/state-records.ts';
 import { HttpError, readJson } from '../mgmt/server.ts';
+import { Arena } from '../session/arena.ts';
+import type { ExportedSession } from '../session/exported.ts';
 import { peerKey, type PeerAddress, type Session, type Via } from '../session/session.ts';
+import { readClaimAnswer } from './claim-answer.ts';
+import { claimProofHolds } from './claim-proof.ts';
 import type { PeerDirectory } from './peers.ts';
 
 /**
@@ -20,8 +24,10 @@ import type { PeerDirectory } from './peers.ts';
  * expired while the device slept, or the relay it was pinned to was deleted by an update. Without
  * DTLS Connection IDs the new relay cannot tell which relay holds the session, so it asks all of
  * them, showing the datagram it received. The owner checks that the record is authentic and fresh
- * (so a spoofed address cannot pull sessions around), then hands the session over with the same
- * state format and nonce fence as a handover. Datagrams that arrive meanwhile wait, bounded.
+ * (claim-proof.ts: a spoofed address or a replayed record cannot pull sessions around), then hands
+ * the session over with the same state format and nonce fence as a handover. An answer is imported
+ * all or nothing, like a restore, and only while the relay has room. Datagrams that arrive
+ * meanwhile wait, bounded.
  *
  * Claims are batched: when an old set is deleted, thousands of flows move at once, and one request
  * per sibling carrying hundreds of claims costs a fraction of one request per claim.
@@ -37,6 +43,8 @@ const MAX_BATCHES_IN_FLIGHT = 4;
 const NEGATIVE_CACHE_MS = 5_000;
 const CLAIM_TIMEOUT_MS = 5_000;
 
+export type ClaimEvent = 'claimed' | 'unowned' | 'gave' | 'refused' | 'dropped' | 'bad-answer';
+
 export interface ClaimHost {
   readonly podName: string;
   readonly state: RelayState;
@@ -45,7 +53,8 @@ export interface ClaimHost {
   readonly peers: ManagementClient;
   /** The session left this relay: its upstream socket goes too. */
   released(session: Session): void;
-  counted(event: 'claimed' | 'unowned' | 'gave' | 'refused' | 'dropped', count?: number): void;
+  /** `bad-answer`: a sibling's answer was refused as a whole (altered, cut, or not what was asked). */
+  counted(event: ClaimEvent, count?: number): void;
 }
 
 interface PendingClaim {
@@ -63,6 +72,8 @@ export class SessionClaims {
   private queue: PendingClaim[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private batchesInFlight = 0;
+  /** Claimed sessions arrive a few at a time: they share one arena instead of a slab each. */
+  private readonly arena = new Arena();
 
   constructor(host: ClaimHost, directory: PeerDirectory) {
     this.host = host;
@@ -79,7 +90,9 @@ export class SessionClaims {
       return;
     }
     const unownedUntil = this.unowned.get(key);
-    if ((unownedUntil !== undefined && unownedUntil > Date.now()) || this.pending.size >= MAX_PENDING || datagram.length > MAX_INBOUND_DATAGRAM) {
+    // A claim the relay has no room to import would only take the session from its owner.
+    const full = this.pending.size >= Math.min(MAX_PENDING, this.host.adapter.room);
+    if ((unownedUntil !== undefined && unownedUntil > Date.now()) || full || datagram.length > MAX_INBOUND_DATAGRAM) {
       this.host.counted('dropped');
       return;
     }
@@ -108,16 +121,32 @@ export class SessionClaims {
       claimant: this.host.podName,
       claims: batch.map((claim) => ({ peer: { address: claim.peer.address, port: claim.peer.port }, record: claim.proof.toString('base64') })),
     };
+    const asked = new Set(batch.map((claim) => peerKey(claim.peer)));
     const found = new Map<string, SessionState>();
     try {
       const siblings = await this.directory.list();
-      // Every sibling gets the whole batch; each session has at most one owner.
-      await Promise.allSettled(siblings.map(async (url) => {
+      // Every sibling gets the whole batch; each session has at most one owner. Each answer is
+      // taken whole or not at all.
+      const answers = await Promise.allSettled(siblings.map(async (url) => {
         const stream = await this.host.peers.claim(url, body, CLAIM_TIMEOUT_MS);
-        const decoder = new StateDecoder({ now: Date.now(), onSession: (session) => found.set(peerKey(session.peer), session) });
-        for await (const chunk of stream.body) decoder.push(chunk);
-        decoder.finish();
+        return readClaimAnswer(stream.body, asked, Date.now());
       }));
+      for (const answer of answers) {
+        if (answer.status === 'fulfilled') {
+          for (const session of answer.value) {
+            const key = peerKey(session.peer);
+            if (!found.has(key)) found.set(key, session);
+          }
+          continue;
+        }
+        const code = (answer.reason as { code?: string }).code ?? '';
+        if (code === 'ERR_RELAY_CLAIM' || code.startsWith('ERR_STATE_')) {
+          this.host.counted('bad-answer');
+          this.host.log.warn({ code, reason: (answer.reason as Error).message }, 'claim answer refused; nothing of it imported');
+        } else {
+          this.host.log.debug({ err: answer.reason }, 'claim request failed');
+        }
+      }
     } catch (error) {
       this.host.log.debug({ err: error }, 'claim batch failed');
     }
@@ -128,19 +157,30 @@ export class SessionClaims {
       const key = peerKey(claim.peer);
       this.pending.delete(key);
       const session = found.get(key);
-      const outSeq = session === undefined ? null : fenceSequence(session.dtls.outSeq);
-      if (session === undefined || outSeq === null || !accepting) {
+      if (session === undefined || !accepting || !this.importClaimed(session, claim.datagrams[0]!.via)) {
         this.unowned.set(key, Date.now() + NEGATIVE_CACHE_MS);
         unowned++;
         continue;
       }
-      this.host.adapter.importSessions([{ ...session, dtls: { ...session.dtls, outSeq } }], claim.datagrams[0]!.via);
       claimed++;
       for (const item of claim.datagrams) this.host.adapter.receive(item.datagram, claim.peer, item.via);
     }
     if (claimed > 0) this.host.counted('claimed', claimed);
     if (unowned > 0) this.host.counted('unowned', unowned);
     this.sweepUnowned();
+  }
+
+  /** False when the session cannot be taken: too close to 2^48 to fence, or no room any more. */
+  private importClaimed(session: SessionState, via: Via): boolean {
+    const stage = new ImportStage(this.host.adapter, { via, arena: this.arena });
+    try {
+      stage.add(session);
+      return stage.commit().length === 1;
+    } catch (error) {
+      stage.discard();
+      this.host.log.debug({ code: (error as { code?: string }).code }, 'claimed session not imported');
+      return false;
+    }
   }
 
   private sweepUnowned(): void {
@@ -160,15 +200,15 @@ export class SessionClaims {
       for (const claim of body.claims) {
         const session = adapter.getSession(claim.peer);
         if (session === undefined) continue;
-        if (!adapter.provesSession(session, Buffer.from(claim.record, 'base64'))) {
+        const state = adapter.exportSession(session);
+        if (state === null) continue;
+        if (!claimProofHolds(Buffer.from(claim.record, 'base64'), session.replay, state.dtls)) {
           refused++;
           continue;
         }
-        const exported = adapter.exportSession(session);
-        if (exported === null) continue;
         adapter.discard([session]);
         this.host.released(session);
-        given.push(exported);
+        given.push(state);
       }
     }
     if (refused > 0) this.host.counted('refused', refused);

@@ -8,26 +8,41 @@
  * - the crashing getters (`publicKey`, `session` before the handshake ends) are never called: the
  *   client key is read from the Certificate message on the wire, the session only once established;
  * - plaintext above 800 bytes is refused before it reaches `send` (it kills the socket);
+ * - `resumeSession` only ever gets a SessionWrap of Buffers of the exact sizes (the native setters
+ *   cast and memcpy whatever they are given);
  * - the cookie exchange stays stateless: the native socket that answered a first ClientHello with a
  *   HelloVerifyRequest is freed at once, so spoofed hellos cost no memory;
- * - half-open handshakes time out, new handshakes are rate limited per source address and capped;
  * - the inbound replay window is enforced here, before mbedtls, and advanced only after a record
  *   authenticated, because a restored native session starts with an empty window;
- * - idle sessions are parked (native socket freed, compact state kept) and resumed on their next
- *   datagram; imported sessions start parked, so restoring N sessions builds no native sockets.
+ * - idle sessions give their native socket back (parked) and resume on their next datagram;
+ *   imported sessions start parked, so restoring N sessions builds no native sockets.
  *
- * Transport-agnostic: datagrams are pushed in with `receive` and go out through `transmit`, so the
- * UDP socket, the straggler tunnel and the tests all drive the same code.
+ * What does not touch the package lives elsewhere: the session table (relay/session/table.ts),
+ * who may start a handshake (admission.ts), snapshots and staged imports (relay/handover/), claim
+ * proofs (relay/cluster/). Transport-agnostic: datagrams are pushed in with `receive` and go out
+ * through `transmit`, so the UDP socket, the straggler tunnel and the tests drive the same code.
  */
 import { createRequire } from 'node:module';
-import type { DtlsSessionState } from '../../api/state-format.ts';
+import {
+  ContentType,
+  HandshakeType,
+  MASTER_SECRET_LENGTH,
+  MAX_PLAINTEXT_LENGTH,
+  MAX_SEQUENCE_NUMBER,
+  MAX_SESSION_ID_LENGTH,
+  RANDOM_LENGTH,
+  RECORD_HEADER_LENGTH,
+} from '../../api/dtls/constants.ts';
+import { handshakeTypeOf, readUint48, recordEnd, splitRecords, type RecordHeader } from '../../api/dtls/record.ts';
+import { ReplayWindow } from '../../api/dtls/replay-window.ts';
 import { RelayError } from '../errors.ts';
-import { Arena, view, type ArenaRef } from '../session/arena.ts';
-import { Session, parsePeerKey, peerKey, type PeerAddress, type Via } from '../session/session.ts';
+import { Arena } from '../session/arena.ts';
+import { exportSession, type ExportedSession } from '../session/exported.ts';
+import { copySecrets, packSecrets, unpackSecrets, wipeSecrets, type DtlsSecrets } from '../session/secrets.ts';
+import { Session, peerKey, type PeerAddress, type Via } from '../session/session.ts';
+import { SessionTable, type CloseReason, type RemovalReason, type SessionEntry } from '../session/table.ts';
+import { HandshakeAdmission } from './admission.ts';
 import { parseClientCertificate, type ClientCertificate } from './client-certificate.ts';
-import { ContentType, HandshakeType, MAX_SEQUENCE, handshakeTypeOf, readSequence, splitRecords, type RecordView } from './record.ts';
-import { ReplayWindow } from './replay-window.ts';
-import { recordAuthenticates } from './record-proof.ts';
 import { loadServerKey } from './server-key.ts';
 
 const require = createRequire(import.meta.url);
@@ -37,21 +52,27 @@ export const MBED_DTLS_VERSION = '3.0.0-rc.14';
 
 /** Largest datagram the native receive path survives (measured); the largest legitimate record is 829. */
 export const MAX_INBOUND_DATAGRAM = 837;
-/** MBEDTLS_SSL_MAX_CONTENT_LEN of the bundled configuration. */
-export const MAX_PLAINTEXT = 800;
-
 const MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY = -0x7880;
 const NATIVE_RELEASES_PER_COLLECTION = 1_000;
 
-interface NativeSessionWrap {
+// --- the native binding and its memory layout ---------------------------------------------------
+
+/** node-mbed-dtls's SessionWrap: its setters memcpy into fixed C arrays whatever they are given. */
+export interface NativeSessionWrap {
   ciphersuite: number;
   randbytes: Buffer;
   id: Buffer;
   master: Buffer;
   in_epoch: number;
+  /** epoch (2) | sequence (6), big-endian. */
   out_ctr: Buffer;
 }
-interface NativeSocket {
+
+/**
+ * The parts of a native DtlsSocket the adapter uses. `publicKey` is left out on purpose: it crashes
+ * on resumed and certificate-less sockets. `session` crashes before the handshake completed.
+ */
+export interface NativeSocket {
   receiveData(record: Buffer): Buffer | undefined;
   send(plaintext: Buffer): number;
   close(): number;
@@ -59,7 +80,8 @@ interface NativeSocket {
   renegotiate(session?: NativeSessionWrap): boolean;
   readonly session: NativeSessionWrap;
 }
-interface NativeBinding {
+
+export interface NativeBinding {
   DtlsServer: new (key: Buffer, debugLevel: number) => object;
   DtlsSocket: new (
     server: object,
@@ -72,51 +94,58 @@ interface NativeBinding {
   SessionWrap: new () => NativeSessionWrap;
 }
 
-function loadBinding(): NativeBinding {
+let binding: NativeBinding | undefined;
+
+/** The package's native addon, checked for the one release this file was written against. */
+export function loadNativeBinding(): NativeBinding {
+  if (binding !== undefined) return binding;
   const version = (require('node-mbed-dtls/package.json') as { version: string }).version;
   if (version !== MBED_DTLS_VERSION) {
     throw new RelayError('ERR_RELAY_DTLS_PACKAGE', `node-mbed-dtls ${version} is installed; the adapter is written for ${MBED_DTLS_VERSION} exactly`);
   }
   try {
-    return require('node-mbed-dtls/build/Release/node_mbed_dtls.node') as NativeBinding;
+    binding = require('node-mbed-dtls/build/Release/node_mbed_dtls.node') as NativeBinding;
   } catch (error) {
     throw new RelayError('ERR_RELAY_DTLS_PACKAGE', `node-mbed-dtls native addon did not load (was it built? run npm rebuild node-mbed-dtls): ${(error as Error).message}`);
   }
+  return binding;
 }
 
-let binding: NativeBinding | undefined;
-
-/**
- * The DTLS secrets of an established session: what node-mbed-dtls needs to resume it elsewhere.
- * The same shape the state format carries.
- */
-export type DtlsSecrets = DtlsSessionState;
-
-/** Everything a successor relay needs to serve a session without a handshake. */
-export interface ExportedSession {
-  peer: PeerAddress;
-  deviceKey: Buffer;
-  createdAt: number;
-  lastSeenAt: number;
-  dtls: DtlsSecrets;
-  replay: { epoch: number; top: number; window: Buffer };
+function readSecrets(socket: NativeSocket): DtlsSecrets {
+  const wrap = socket.session;
+  const counter = wrap.out_ctr;
+  return {
+    cipherSuite: wrap.ciphersuite,
+    randoms: wrap.randbytes,
+    sessionId: wrap.id,
+    master: wrap.master,
+    inEpoch: wrap.in_epoch,
+    outEpoch: (counter[0]! << 8) | counter[1]!,
+    outSeq: readUint48(counter, 2),
+  };
 }
 
-export interface SessionVersion {
-  serial: number;
-  recordsIn: number;
-  recordsOut: number;
+function toSessionWrap(native: NativeBinding, secrets: DtlsSecrets): NativeSessionWrap {
+  // The native setters cast and memcpy whatever they are given into fixed arrays: check, and copy
+  // into Buffers of our own.
+  if (secrets.randoms.length !== 2 * RANDOM_LENGTH) throw new RangeError(`randoms must be ${2 * RANDOM_LENGTH} bytes`);
+  if (secrets.master.length !== MASTER_SECRET_LENGTH) throw new RangeError(`master must be ${MASTER_SECRET_LENGTH} bytes`);
+  if (secrets.sessionId.length > MAX_SESSION_ID_LENGTH) throw new RangeError(`session id must be at most ${MAX_SESSION_ID_LENGTH} bytes`);
+  if (!(secrets.outSeq >= 0 && secrets.outSeq <= MAX_SEQUENCE_NUMBER)) throw new RangeError('outSeq out of range');
+  const counter = Buffer.alloc(8);
+  counter.writeUInt16BE(secrets.outEpoch, 0);
+  counter.writeUIntBE(secrets.outSeq, 2, 6);
+  const wrap = new native.SessionWrap();
+  wrap.ciphersuite = secrets.cipherSuite;
+  wrap.randbytes = Buffer.from(secrets.randoms);
+  wrap.id = Buffer.from(secrets.sessionId);
+  wrap.master = Buffer.from(secrets.master);
+  wrap.in_epoch = secrets.inEpoch;
+  wrap.out_ctr = counter;
+  return wrap;
 }
 
-export interface ImportStage {
-  add(entry: ExportedSession): void;
-  remove(peer: PeerAddress): void;
-  /** Forgets everything staged so far (a full stream replaces a pre-copy). */
-  reset(): void;
-  readonly size: number;
-  commit(): Session[];
-  discard(): void;
-}
+// --- the adapter ---------------------------------------------------------------------------------
 
 export type DropReason =
   | 'oversized'
@@ -131,8 +160,6 @@ export type DropReason =
   | 'closed-session';
 
 export type HandshakeFailure = 'timeout' | 'protocol' | 'no-client-key' | 'key-not-allowed' | 'bad-client-key' | 'capacity';
-
-export type CloseReason = 'peer-closed' | 'error' | 'expired' | 'replaced' | 'evicted' | 'shutdown';
 
 export interface DtlsLimits {
   /** Established plus parked sessions. */
@@ -169,9 +196,9 @@ export interface DtlsAdapterEvents {
   handshakeFailed(peer: PeerAddress, reason: HandshakeFailure, detail: string): void;
   dropped(reason: DropReason, bytes: number): void;
   /**
-   * An encrypted datagram from an address with no session here. With sibling relays configured the
-   * session may live on one of them (a load balancer moved the flow): the relay claims it. Without
-   * this handler such datagrams are dropped as 'unknown-session'.
+   * An application-data datagram from an address with no session here. With sibling relays
+   * configured the session may live on one of them (a load balancer moved the flow): the relay
+   * claims it. Without this handler such datagrams are dropped as 'unknown-session'.
    */
   unknownSession?(datagram: Buffer, peer: PeerAddress, via: Via): void;
   /** Many native sockets were released since the last call: a garbage collection would free their C memory. */
@@ -186,86 +213,49 @@ export interface DtlsAdapterOptions {
   authorize?: (deviceKey: Buffer) => boolean;
   events: DtlsAdapterEvents;
   now?: () => number;
+  /** The native binding; tests wrap the real one (`loadNativeBinding()`) to watch every call into it. */
+  binding?: NativeBinding;
 }
 
 /**
  * Closures handed to a native socket hold this slot, never the socket itself: the native side keeps
- * its callbacks as strong references, so a callback that reached the socket would keep it alive forever.
- * Freeing a socket = clearing `owner`.
+ * its callbacks as strong references, so a callback that reached the socket would keep it alive
+ * forever. Freeing a socket = clearing the slot's owner.
  */
 interface Slot {
-  owner: Conn | Handshake | null;
+  handshake: Handshake | null;
+  conn: Conn | null;
+  /** Set by the error callback during a call into a session's socket; acted on after the call. */
+  closeReason: CloseReason | null;
 }
 
+/** What a live session keeps for its native socket. */
+interface NativeLink {
+  readonly socket: NativeSocket;
+  readonly slot: Slot;
+}
+
+type Conn = SessionEntry<NativeLink>;
+
 interface Handshake {
-  readonly kind: 'handshake';
   readonly key: string;
   peer: PeerAddress;
   via: Via;
-  native: NativeSocket;
-  slot: Slot;
-  startedAt: number;
+  readonly socket: NativeSocket;
+  readonly slot: Slot;
+  readonly startedAt: number;
   certificate: ClientCertificate | undefined;
   certificateConflict: boolean;
   /** The native socket sent a HelloVerifyRequest: it holds nothing worth keeping. */
   sentHelloVerify: boolean;
   completed: boolean;
   failure: string | null;
+  /** Epoch and sequence of the last protected record fed: the client's Finished once `completed`. */
+  lastProtectedEpoch: number;
+  lastProtectedSequence: number;
 }
 
-/**
- * A parked session's secrets in one small buffer (randoms 64 | master 48 | session id 0-32): one
- * allocation from the buffer pool instead of three, which matters at 100,000 parked sessions.
- */
-interface PackedSecrets {
-  cipherSuite: number;
-  inEpoch: number;
-  outEpoch: number;
-  outSeq: number;
-  bytes: ArenaRef;
-}
-
-function pack(secrets: DtlsSecrets, arena: Arena): PackedSecrets {
-  const bytes = arena.place(112 + secrets.sessionId.length);
-  bytes.slab.set(secrets.randoms, bytes.offset);
-  bytes.slab.set(secrets.master, bytes.offset + 64);
-  bytes.slab.set(secrets.sessionId, bytes.offset + 112);
-  return { cipherSuite: secrets.cipherSuite, inEpoch: secrets.inEpoch, outEpoch: secrets.outEpoch, outSeq: secrets.outSeq, bytes };
-}
-
-/** Secrets do not linger in memory once the native socket holds them, or once the session is gone. */
-function wipe(packed: PackedSecrets): void {
-  view(packed.bytes).fill(0);
-}
-
-function unpack(packed: PackedSecrets): DtlsSecrets {
-  return {
-    cipherSuite: packed.cipherSuite,
-    randoms: view(packed.bytes, 0, 64),
-    master: view(packed.bytes, 64, 112),
-    sessionId: view(packed.bytes, 112),
-    inEpoch: packed.inEpoch,
-    outEpoch: packed.outEpoch,
-    outSeq: packed.outSeq,
-  };
-}
-
-interface Conn {
-  readonly kind: 'session';
-  session: Session;
-  native: NativeSocket | null;
-  slot: Slot | null;
-  /** Present while parked. */
-  secrets: PackedSecrets | null;
-  closeReason: CloseReason | null;
-  /** Its last state, kept only while a lazy snapshot that listed it has not read it yet. */
-  tombstone: ExportedSession | null;
-}
-
-interface Bucket {
-  tokens: number;
-  refilledAt: number;
-}
+export type DepartureListener = (session: Session, lastState: ExportedSession | null) => void;
 
 export class DtlsAdapter {
   readonly limits: Readonly<DtlsLimits>;
@@ -274,25 +264,30 @@ export class DtlsAdapter {
   private readonly events: DtlsAdapterEvents;
   private readonly authorize: (deviceKey: Buffer) => boolean;
   private readonly now: () => number;
-  private readonly sessions = new Map<string, Conn>();
+  private readonly table: SessionTable<Conn>;
   private readonly handshakes = new Map<string, Handshake>();
-  private readonly buckets = new Map<string, Bucket>();
-  private closed = false;
-  private lazySnapshots = 0;
+  private readonly admission: HandshakeAdmission;
+  private readonly departureListeners = new Set<DepartureListener>();
   private readonly arena = new Arena();
+  private closed = false;
   private releasedNatives = 0;
 
   constructor(options: DtlsAdapterOptions) {
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
-    this.native = binding ??= loadBinding();
+    this.native = options.binding ?? loadNativeBinding();
     this.server = new this.native.DtlsServer(loadServerKey(options.serverKey).der, 0);
     this.events = options.events;
     this.authorize = options.authorize ?? (() => true);
     this.now = options.now ?? Date.now;
+    this.table = new SessionTable<Conn>(this.limits, {
+      park: (conn) => this.park(conn),
+      removed: (conn, reason) => this.onRemoved(conn, reason),
+    });
+    this.admission = new HandshakeAdmission(this.limits);
   }
 
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.table.size;
   }
 
   get handshakeCount(): number {
@@ -301,17 +296,25 @@ export class DtlsAdapter {
 
   /** Sessions holding a native socket right now. */
   get liveCount(): number {
-    let live = 0;
-    for (const conn of this.sessions.values()) if (conn.native !== null) live++;
-    return live;
+    return this.table.liveCount;
+  }
+
+  /** How many more sessions fit (`maxSessions` minus those held). */
+  get room(): number {
+    return this.table.room;
   }
 
   *allSessions(): IterableIterator<Session> {
-    for (const conn of this.sessions.values()) yield conn.session;
+    for (const conn of this.table.values()) yield conn.session;
   }
 
   getSession(peer: PeerAddress): Session | undefined {
-    return this.sessions.get(peerKey(peer))?.session;
+    return this.table.get(peerKey(peer))?.session;
+  }
+
+  /** The session at a `peerKey()`. */
+  sessionAt(key: string): Session | undefined {
+    return this.table.get(key)?.session;
   }
 
   /** One datagram from a device (directly or through the straggler tunnel). */
@@ -328,14 +331,16 @@ export class DtlsAdapter {
     }
     const key = peerKey(peer);
     const first = records[0]!;
-    if (first.epoch !== 0 && this.events.unknownSession !== undefined && !this.sessions.has(key) && !this.handshakes.has(key)) {
-      this.events.unknownSession(datagram, peer, via);
+    if (first.epoch !== 0 && this.events.unknownSession !== undefined && this.table.get(key) === undefined && !this.handshakes.has(key)) {
+      // Only application data can prove a claim; anything else from an unknown address is noise.
+      if (first.type === ContentType.applicationData) this.events.unknownSession(datagram, peer, via);
+      else this.events.dropped('unknown-session', datagram.length);
       return;
     }
-    for (const found of records) {
+    for (const record of records) {
       // Each record is fed on its own, re-based to offset 0 of its own slice.
-      const bytes = records.length === 1 ? datagram : datagram.subarray(found.offset, found.offset + found.length);
-      const record = found.offset === 0 ? found : { ...found, offset: 0 };
+      const bytes = records.length === 1 ? datagram : datagram.subarray(record.offset, recordEnd(record));
+      record.offset = 0;
       if (this.isHandshakeRecord(key, record)) this.receiveHandshakeRecord(key, peer, via, bytes, record);
       else this.receiveSessionRecord(key, peer, via, bytes, record);
     }
@@ -343,23 +348,23 @@ export class DtlsAdapter {
 
   /** Encrypts and sends one payload to the device. False when it was dropped. */
   send(session: Session, payload: Buffer): boolean {
-    const conn = this.sessions.get(session.key);
+    const conn = this.table.get(session.key);
     if (conn === undefined || conn.session !== session) {
       this.events.dropped('closed-session', payload.length);
       return false;
     }
-    if (payload.length > MAX_PLAINTEXT) {
+    if (payload.length > MAX_PLAINTEXT_LENGTH) {
       this.events.dropped('oversized-reply', payload.length);
       return false;
     }
-    const native = this.ensureNative(conn);
-    if (native === null) return false;
-    const result = native.send(payload);
-    this.settle(conn);
-    return result >= 0 && conn.closeReason === null;
+    const link = this.ensureNative(conn);
+    if (link === null) return false;
+    const result = link.socket.send(payload);
+    this.settle(conn, link);
+    return result >= 0 && link.slot.closeReason === null;
   }
 
-  /** Idle eviction: times out handshakes, parks idle sessions, forgets expired ones. */
+  /** Idle eviction: times out handshakes, parks idle sessions, forgets expired ones and idle buckets. */
   sweep(now = this.now()): void {
     for (const handshake of this.handshakes.values()) {
       if (now - handshake.startedAt >= this.limits.handshakeTimeoutMs) {
@@ -367,186 +372,50 @@ export class DtlsAdapter {
         this.events.handshakeFailed(handshake.peer, 'timeout', 'handshake did not finish in time');
       }
     }
-    for (const conn of this.sessions.values()) {
-      const idle = now - conn.session.lastSeenAt;
-      if (idle >= this.limits.expireAfterIdleMs) this.closeConn(conn, 'expired');
-      else if (conn.native !== null && idle >= this.limits.parkAfterIdleMs) this.park(conn);
-    }
-    const refillMs = 1000 * this.limits.handshakeBurstPerSource / this.limits.handshakesPerSourcePerSecond;
-    for (const [address, bucket] of this.buckets) {
-      if (now - bucket.refilledAt >= refillMs) this.buckets.delete(address);
-    }
+    this.table.sweep(now);
+    this.admission.sweep(now);
   }
 
   /** Frees every native socket of idle sessions now (used before a snapshot, and by tests). */
   parkAll(): void {
-    for (const conn of this.sessions.values()) if (conn.native !== null) this.park(conn);
+    this.table.parkAll();
   }
 
   /**
-   * Snapshot of every established session. The caller must stop traffic first (pause), or sessions
-   * go on encrypting after the snapshot and the successor would reuse their nonces.
+   * One session's state as it is now (secrets copied), or null when it is not (or no longer) in
+   * the table. The caller must have stopped its traffic if the state is to be served elsewhere.
    */
-  exportSessions(include?: (session: Session) => boolean): ExportedSession[] {
-    const out: ExportedSession[] = [];
-    for (const conn of this.sessions.values()) {
-      if (include !== undefined && !include(conn.session)) continue;
-      const exported = this.exportConn(conn);
-      if (exported !== null) out.push(exported);
-    }
-    return out;
-  }
-
-  /** One session's state, or null when it is not (or no longer) in the table. */
   exportSession(session: Session): ExportedSession | null {
-    const conn = this.sessions.get(session.key);
-    return conn === undefined || conn.session !== session ? null : this.exportConn(conn);
-  }
-
-  /** A session's state as it is now; null if it holds none (already released). */
-  private exportConn(conn: Conn): ExportedSession | null {
-    // A released conn (closed since a lazy snapshot listed it) exports what it last had: it will be
-    // listed as removed by the delta anyway.
-    if (conn.tombstone !== null) return conn.tombstone;
-    const secrets = conn.secrets !== null ? unpack(conn.secrets) : conn.native !== null ? readSecrets(conn.native) : null;
-    if (secrets === null) return null;
-    const { session } = conn;
-    return {
-      peer: session.peer,
-      deviceKey: session.deviceKey,
-      createdAt: session.createdAt,
-      lastSeenAt: session.lastSeenAt,
-      dtls: secrets,
-      replay: { epoch: session.replay.epoch, top: session.replay.top, window: session.replay.toBytes() },
-    };
+    const conn = this.table.get(session.key);
+    return conn === undefined || conn.session !== session ? null : this.exportEntry(conn);
   }
 
   /**
-   * A snapshot taken session by session as it is read: the list of sessions is fixed now, each
-   * session's state and version are read together when the iterator reaches it. Changes made in
-   * between are caught by the delta (their version moved).
+   * Calls `listener` with the last state of every session that leaves the table (for any reason),
+   * until the returned function is called. A lazy snapshot uses it to deliver sessions it listed.
    */
-  lazySnapshot(): { count: number; versions: Map<string, SessionVersion>; sessions: Iterable<ExportedSession> } {
-    const conns = [...this.sessions.values()].filter((conn) => conn.native !== null || conn.secrets !== null);
-    const versions = new Map<string, SessionVersion>();
-    const exportOne = (conn: Conn): ExportedSession => {
-      const { session } = conn;
-      versions.set(session.key, { serial: session.serial, recordsIn: session.recordsIn, recordsOut: session.recordsOut });
-      const exported = this.exportConn(conn)!;
-      conn.tombstone = null;
-      return exported;
-    };
-    this.lazySnapshots++;
-    const done = (): void => {
-      this.lazySnapshots--;
-      for (const conn of conns) conn.tombstone = null;
-    };
-    return {
-      count: conns.length,
-      versions,
-      sessions: (function* () {
-        try {
-          for (const conn of conns) yield exportOne(conn);
-        } finally {
-          done();
-        }
-      })(),
-    };
+  watchDepartures(listener: DepartureListener): () => void {
+    this.departureListeners.add(listener);
+    return () => this.departureListeners.delete(listener);
   }
 
-  /** The delta against a pre-copy: sessions new or changed since `versions`, and the ones gone. */
-  exportChangedSince(versions: ReadonlyMap<string, SessionVersion>): { changed: ExportedSession[]; removed: PeerAddress[] } {
-    const changed = this.exportSessions((session) => {
-      const before = versions.get(session.key);
-      return before === undefined || before.serial !== session.serial || before.recordsIn !== session.recordsIn || before.recordsOut !== session.recordsOut;
-    });
-    const removed: PeerAddress[] = [];
-    for (const key of versions.keys()) {
-      const conn = this.sessions.get(key);
-      if (conn === undefined) removed.push(parsePeerKey(key));
+  /**
+   * Adds parked sessions built elsewhere (a restore, a claim), all or none: a RelayError
+   * ERR_RELAY_CAPACITY when those at new addresses do not fit. A session already present at the
+   * same address is replaced. Returns the sessions added.
+   */
+  adopt(entries: ReadonlyArray<SessionEntry<never>>): Session[] {
+    if (!this.table.addAll(entries as ReadonlyArray<Conn>)) {
+      throw new RelayError('ERR_RELAY_CAPACITY', `${entries.length} sessions do not fit: ${this.table.size} of at most ${this.limits.maxSessions} are held`);
     }
-    return { changed, removed };
-  }
-
-  /**
-   * Adds sessions exported by another relay. They stay parked (no native socket) until their first
-   * datagram. The caller must have applied the nonce fence to `dtls.outSeq` and validated everything.
-   * A session already present for the same address is replaced. Returns the sessions added.
-   */
-  importSessions(exported: readonly ExportedSession[], via: Via = null): Session[] {
-    const stage = this.stageImport(via);
-    for (const entry of exported) stage.add(entry);
-    return stage.commit();
-  }
-
-  /**
-   * Starts an all-or-nothing import: sessions added to the stage are built (parked, compact) as
-   * they arrive but join the table only on `commit()`. `discard()` drops them without a trace.
-   */
-  stageImport(via: Via = null): ImportStage {
-    const staged = new Map<string, Conn>();
-    let open = true;
-    return {
-      add: (entry) => {
-        if (!open) throw new RelayError('ERR_RELAY_STATE', 'import stage already committed or discarded');
-        const key = peerKey(entry.peer);
-        const session = new Session(key, { address: entry.peer.address, port: entry.peer.port }, via, this.arena.copy(entry.deviceKey), entry.createdAt, entry.lastSeenAt,
-          ReplayWindow.fromBytes(entry.replay.epoch, entry.replay.top, entry.replay.window));
-        session.outEpoch = entry.dtls.outEpoch;
-        session.outSequence = entry.dtls.outSeq - 1;
-        session.parked = true;
-        staged.set(key, { kind: 'session', session, native: null, slot: null, secrets: pack(entry.dtls, this.arena), closeReason: null, tombstone: null });
-      },
-      remove: (peer) => {
-        staged.delete(peerKey(peer));
-      },
-      reset: () => {
-        staged.clear();
-      },
-      get size() {
-        return staged.size;
-      },
-      commit: () => {
-        if (!open) throw new RelayError('ERR_RELAY_STATE', 'import stage already committed or discarded');
-        open = false;
-        const added: Session[] = [];
-        for (const [key, conn] of staged) {
-          const previous = this.sessions.get(key);
-          if (previous !== undefined) this.closeConn(previous, 'replaced');
-          this.sessions.set(key, conn);
-          added.push(conn.session);
-        }
-        staged.clear();
-        return added;
-      },
-      discard: () => {
-        open = false;
-        staged.clear();
-      },
-    };
-  }
-
-  /**
-   * True when `datagram` starts with a record this session would accept: inside the replay window
-   * and authentic under the session's client write key. Checked in JS (PRF and AES-CCM), without
-   * touching the native socket, so the session is unchanged either way. This is the proof a sibling
-   * relay must show before a session is handed to it.
-   */
-  provesSession(session: Session, datagram: Buffer): boolean {
-    const conn = this.sessions.get(session.key);
-    if (conn === undefined || conn.session !== session) return false;
-    const record = splitRecords(datagram)?.[0];
-    if (record === undefined || record.epoch === 0 || !session.replay.accepts(record.epoch, record.sequence)) return false;
-    const exported = this.exportConn(conn);
-    if (exported === null) return false;
-    return recordAuthenticates(exported.dtls, datagram, record);
+    return entries.map((entry) => entry.session);
   }
 
   /** Forgets sessions without a word to the devices (they live on elsewhere, or the import is undone). */
   discard(sessions: Iterable<Session>): void {
     for (const session of sessions) {
-      const conn = this.sessions.get(session.key);
-      if (conn !== undefined && conn.session === session) this.release(conn);
+      const conn = this.table.get(session.key);
+      if (conn !== undefined && conn.session === session) this.table.remove(conn, 'discarded');
     }
   }
 
@@ -554,20 +423,19 @@ export class DtlsAdapter {
   close(): void {
     this.closed = true;
     for (const handshake of this.handshakes.values()) this.freeHandshake(handshake);
-    for (const conn of this.sessions.values()) this.release(conn);
-    this.sessions.clear();
-    this.buckets.clear();
+    this.table.clear('discarded');
+    this.admission.clear();
   }
 
   // --- inbound ------------------------------------------------------------------------------
 
-  private isHandshakeRecord(key: string, record: RecordView): boolean {
+  private isHandshakeRecord(key: string, record: RecordHeader): boolean {
     if (record.epoch === 0) return true;
     // The client's Finished is the only epoch-1 handshake record; established sessions never get one.
     return record.type === ContentType.handshake && this.handshakes.has(key);
   }
 
-  private receiveHandshakeRecord(key: string, peer: PeerAddress, via: Via, bytes: Buffer, record: RecordView): void {
+  private receiveHandshakeRecord(key: string, peer: PeerAddress, via: Via, bytes: Buffer, record: RecordHeader): void {
     let handshake = this.handshakes.get(key);
     const messageType = handshakeTypeOf(bytes, record);
     if (handshake === undefined) {
@@ -575,12 +443,9 @@ export class DtlsAdapter {
         this.events.dropped('no-handshake', bytes.length);
         return;
       }
-      if (this.handshakes.size >= this.limits.maxHandshakes) {
-        this.events.dropped('handshake-capacity', bytes.length);
-        return;
-      }
-      if (!this.takeHandshakeToken(peer.address)) {
-        this.events.dropped('handshake-rate', bytes.length);
+      const refusal = this.admission.admit(peer.address, this.handshakes.size, this.now());
+      if (refusal !== null) {
+        this.events.dropped(refusal, bytes.length);
         return;
       }
       const created = this.newHandshake(key, peer, via);
@@ -588,16 +453,20 @@ export class DtlsAdapter {
       handshake = created;
     }
     if (messageType === HandshakeType.certificate) this.noteCertificate(handshake, bytes, record);
+    if (record.epoch !== 0) {
+      handshake.lastProtectedEpoch = record.epoch;
+      handshake.lastProtectedSequence = record.sequence;
+    }
     try {
-      handshake.native.receiveData(bytes);
+      handshake.socket.receiveData(bytes);
     } catch (error) {
       handshake.failure ??= (error as Error).message;
     }
     this.settleHandshake(handshake);
   }
 
-  private receiveSessionRecord(key: string, peer: PeerAddress, via: Via, bytes: Buffer, record: RecordView): void {
-    const conn = this.sessions.get(key);
+  private receiveSessionRecord(key: string, peer: PeerAddress, via: Via, bytes: Buffer, record: RecordHeader): void {
+    const conn = this.table.get(key);
     if (conn === undefined) {
       this.events.dropped('unknown-session', bytes.length);
       return;
@@ -607,11 +476,11 @@ export class DtlsAdapter {
       this.events.dropped('replay', bytes.length);
       return;
     }
-    const native = this.ensureNative(conn);
-    if (native === null) return;
+    const link = this.ensureNative(conn);
+    if (link === null) return;
     let plaintext: Buffer | undefined;
     try {
-      plaintext = native.receiveData(bytes);
+      plaintext = link.socket.receiveData(bytes);
     } catch {
       plaintext = undefined;
     }
@@ -627,10 +496,10 @@ export class DtlsAdapter {
     } else if (record.type === ContentType.applicationData) {
       this.events.dropped('rejected', bytes.length);
     }
-    this.settle(conn);
+    this.settle(conn, link);
   }
 
-  private noteCertificate(handshake: Handshake, bytes: Buffer, record: RecordView): void {
+  private noteCertificate(handshake: Handshake, bytes: Buffer, record: RecordHeader): void {
     const certificate = parseClientCertificate(bytes, record);
     if (handshake.certificate === undefined) {
       handshake.certificate = certificate;
@@ -641,25 +510,9 @@ export class DtlsAdapter {
     }
   }
 
-  private takeHandshakeToken(address: string): boolean {
-    const now = this.now();
-    const { handshakesPerSourcePerSecond: rate, handshakeBurstPerSource: burst } = this.limits;
-    let bucket = this.buckets.get(address);
-    if (bucket === undefined) {
-      bucket = { tokens: burst, refilledAt: now };
-      this.buckets.set(address, bucket);
-    } else {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.refilledAt) * rate) / 1000);
-      bucket.refilledAt = now;
-    }
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
   // --- native sockets -------------------------------------------------------------------------
 
-  private newNative(key: string, slot: Slot): NativeSocket | null {
+  private newSocket(key: string, slot: Slot): NativeSocket | null {
     try {
       return new this.native.DtlsSocket(
         this.server,
@@ -669,40 +522,41 @@ export class DtlsAdapter {
         (code, message) => this.onNativeError(slot, code, message),
         () => this.onNativeSessionLookup(slot),
       );
-    } catch (error) {
+    } catch {
       this.events.dropped('handshake-capacity', 0);
-      void error;
       return null;
     }
   }
 
   private newHandshake(key: string, peer: PeerAddress, via: Via): Handshake | null {
-    const slot: Slot = { owner: null };
-    const native = this.newNative(key, slot);
-    if (native === null) return null;
+    const slot: Slot = { handshake: null, conn: null, closeReason: null };
+    const socket = this.newSocket(key, slot);
+    if (socket === null) return null;
     const handshake: Handshake = {
-      kind: 'handshake', key, peer, via, native, slot, startedAt: this.now(),
+      key, peer, via, socket, slot, startedAt: this.now(),
       certificate: undefined, certificateConflict: false, sentHelloVerify: false, completed: false, failure: null,
+      lastProtectedEpoch: -1, lastProtectedSequence: -1,
     };
-    slot.owner = handshake;
+    slot.handshake = handshake;
     this.handshakes.set(key, handshake);
     return handshake;
   }
 
   private onNativeSend(slot: Slot, record: Buffer): void {
-    const owner = slot.owner;
-    if (owner === null) return;
-    if (owner.kind === 'handshake') {
-      if (record.length >= 26 && record[0] === ContentType.handshake && record[13] === HandshakeType.helloVerifyRequest) {
-        owner.sentHelloVerify = true;
+    const handshake = slot.handshake;
+    if (handshake !== null) {
+      if (record.length >= RECORD_HEADER_LENGTH + 1 && record[0] === ContentType.handshake && record[RECORD_HEADER_LENGTH] === HandshakeType.helloVerifyRequest) {
+        handshake.sentHelloVerify = true;
       }
-      this.events.transmit(record, owner.peer, owner.via);
+      this.events.transmit(record, handshake.peer, handshake.via);
       return;
     }
-    const { session } = owner;
-    if (record.length >= 13) {
+    const conn = slot.conn;
+    if (conn === null) return;
+    const { session } = conn;
+    if (record.length >= RECORD_HEADER_LENGTH) {
       session.outEpoch = (record[3]! << 8) | record[4]!;
-      session.outSequence = readSequence(record, 5);
+      session.outSequence = readUint48(record, 5);
     }
     session.recordsOut++;
     session.bytesOut += record.length;
@@ -710,34 +564,31 @@ export class DtlsAdapter {
   }
 
   private onNativeHandshakeDone(slot: Slot): void {
-    const owner = slot.owner;
-    if (owner !== null && owner.kind === 'handshake') owner.completed = true;
+    if (slot.handshake !== null) slot.handshake.completed = true;
   }
 
   private onNativeError(slot: Slot, code: number, message: string): void {
-    const owner = slot.owner;
-    if (owner === null) return;
-    if (owner.kind === 'handshake') owner.failure ??= message;
-    else owner.closeReason ??= code === MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? 'peer-closed' : 'error';
+    if (slot.handshake !== null) slot.handshake.failure ??= message;
+    else if (slot.conn !== null) slot.closeReason ??= code === MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? 'peer-closed' : 'error';
   }
 
   /** The client offered a session id: no abbreviated handshakes here, carry on with a full one. */
   private onNativeSessionLookup(slot: Slot): void {
     queueMicrotask(() => {
-      const owner = slot.owner;
-      if (owner === null || owner.kind !== 'handshake') return;
+      const handshake = slot.handshake;
+      if (handshake === null) return;
       try {
-        owner.native.renegotiate(undefined);
+        handshake.socket.renegotiate(undefined);
       } catch (error) {
-        owner.failure ??= (error as Error).message;
+        handshake.failure ??= (error as Error).message;
       }
-      this.settleHandshake(owner);
+      this.settleHandshake(handshake);
     });
   }
 
   /** Acts on what the native callbacks flagged during the last call into the socket. */
   private settleHandshake(handshake: Handshake): void {
-    if (handshake.slot.owner !== handshake) return;
+    if (handshake.slot.handshake !== handshake) return;
     if (handshake.failure !== null) {
       this.freeHandshake(handshake);
       this.events.handshakeFailed(handshake.peer, 'protocol', handshake.failure);
@@ -754,11 +605,11 @@ export class DtlsAdapter {
     const refuse = (reason: HandshakeFailure, detail: string): void => {
       // close_notify tells the device at once instead of letting it time out.
       try {
-        handshake.native.close();
+        handshake.socket.close();
       } catch {
         // the socket is being freed anyway
       }
-      handshake.slot.owner = null;
+      this.freeHandshake(handshake);
       this.events.handshakeFailed(handshake.peer, reason, detail);
     };
     const certificate = handshake.certificate;
@@ -766,68 +617,86 @@ export class DtlsAdapter {
     if (certificate === undefined || certificate.kind === 'none') return refuse('no-client-key', 'device sent no public key');
     if (certificate.kind === 'invalid') return refuse('bad-client-key', certificate.reason);
     if (!this.authorize(certificate.spki)) return refuse('key-not-allowed', 'device key is not in the allowed client keys');
-    const previous = this.sessions.get(handshake.key);
-    if (previous === undefined && this.sessions.size >= this.limits.maxSessions) return refuse('capacity', 'session table is full');
-    if (previous !== undefined) this.closeConn(previous, 'replaced');
+    if (this.table.get(handshake.key) === undefined && this.table.room === 0) return refuse('capacity', 'session table is full');
 
     const now = this.now();
-    const session = new Session(handshake.key, handshake.peer, handshake.via, certificate.spki, now, now, new ReplayWindow(1));
+    const replay = new ReplayWindow(1);
+    // The client's Finished completed the handshake, so it authenticated: it is marked like any
+    // record seen, and can never be replayed (as a claim proof, for one).
+    if (handshake.lastProtectedSequence >= 0) replay.mark(handshake.lastProtectedEpoch, handshake.lastProtectedSequence);
+    const session = new Session(handshake.key, handshake.peer, handshake.via, certificate.spki, now, now, replay);
     session.outEpoch = 1;
     // The server's Finished was the first epoch-1 record it sent.
     session.outSequence = 0;
-    const conn: Conn = { kind: 'session', session, native: handshake.native, slot: handshake.slot, secrets: null, closeReason: null, tombstone: null };
-    handshake.slot.owner = conn;
-    this.sessions.set(handshake.key, conn);
+    const { slot } = handshake;
+    const conn: Conn = { session, secrets: null, native: { socket: handshake.socket, slot } };
+    slot.handshake = null;
+    slot.conn = conn;
+    this.table.add(conn);
     this.events.established(session);
   }
 
-  private settle(conn: Conn): void {
-    if (conn.closeReason !== null && this.sessions.get(conn.session.key) === conn) {
-      this.closeConn(conn, conn.closeReason);
-    }
+  /** A session closes when its socket reported an error or close_notify during the last call. */
+  private settle(conn: Conn, link: NativeLink): void {
+    const reason = link.slot.closeReason;
+    if (reason !== null && this.table.holds(conn)) this.table.remove(conn, reason);
   }
 
   /** The native socket of a session, resumed from its parked secrets if needed. */
-  private ensureNative(conn: Conn): NativeSocket | null {
+  private ensureNative(conn: Conn): NativeLink | null {
     if (conn.native !== null) return conn.native;
-    const secrets = conn.secrets;
-    if (secrets === null) return null;
-    const slot: Slot = { owner: null };
-    const native = this.newNative(conn.session.key, slot);
-    if (native === null) return null;
-    slot.owner = conn;
-    conn.native = native;
-    conn.slot = slot;
+    const packed = conn.secrets;
+    if (packed === null) return null;
+    const slot: Slot = { handshake: null, conn: null, closeReason: null };
+    const socket = this.newSocket(conn.session.key, slot);
+    if (socket === null) return null;
     let resumed = false;
     try {
-      resumed = native.resumeSession(toSessionWrap(this.native, unpack(secrets))) === 1;
-      wipe(secrets);
+      resumed = socket.resumeSession(toSessionWrap(this.native, unpackSecrets(packed))) === 1;
     } catch {
       resumed = false;
     }
     if (!resumed) {
-      this.closeConn(conn, 'error');
+      this.nativeReleased();
+      this.table.remove(conn, 'error');
       return null;
     }
-    conn.secrets = null;
-    conn.session.parked = false;
-    return native;
+    wipeSecrets(packed);
+    const link: NativeLink = { socket, slot };
+    slot.conn = conn;
+    this.table.resumed(conn, link);
+    return link;
   }
 
   private park(conn: Conn): void {
-    if (conn.native === null) return;
-    conn.secrets = pack(readSecrets(conn.native), this.arena);
-    this.dropNative(conn);
-    conn.session.parked = true;
+    const link = conn.native;
+    if (link === null) return;
+    const packed = packSecrets(readSecrets(link.socket), this.arena);
+    this.releaseLink(link);
+    this.table.parked(conn, packed);
   }
 
-  private dropNative(conn: Conn): void {
-    if (conn.slot !== null) {
-      conn.slot.owner = null;
-      this.nativeReleased();
+  /** The table let go of an entry: its state goes to whoever watches, its socket and secrets go. */
+  private onRemoved(conn: Conn, reason: RemovalReason): void {
+    if (this.departureListeners.size > 0) {
+      const last = this.exportEntry(conn);
+      for (const listener of this.departureListeners) listener(conn.session, last);
     }
-    conn.slot = null;
+    if (conn.native !== null) this.releaseLink(conn.native);
     conn.native = null;
+    if (conn.secrets !== null) wipeSecrets(conn.secrets);
+    conn.secrets = null;
+    if (reason !== 'discarded') this.events.closed(conn.session, reason);
+  }
+
+  private exportEntry(conn: Conn): ExportedSession | null {
+    const secrets = conn.secrets !== null ? copySecrets(conn.secrets) : conn.native !== null ? readSecrets(conn.native.socket) : null;
+    return secrets === null ? null : exportSession(conn.session, secrets);
+  }
+
+  private releaseLink(link: NativeLink): void {
+    link.slot.conn = null;
+    this.nativeReleased();
   }
 
   /**
@@ -843,58 +712,11 @@ export class DtlsAdapter {
     }
   }
 
-  private release(conn: Conn): void {
-    // A lazy snapshot listed this session and must still deliver it: keep its state until read.
-    if (this.lazySnapshots > 0 && conn.tombstone === null) conn.tombstone = this.exportConn(conn);
-    this.dropNative(conn);
-    if (conn.secrets !== null) wipe(conn.secrets);
-    conn.secrets = null;
-    this.sessions.delete(conn.session.key);
-  }
-
-  private closeConn(conn: Conn, reason: CloseReason): void {
-    this.release(conn);
-    this.events.closed(conn.session, reason);
-  }
-
   private freeHandshake(handshake: Handshake): void {
-    if (handshake.slot.owner !== null) this.nativeReleased();
-    handshake.slot.owner = null;
+    if (handshake.slot.handshake !== null) this.nativeReleased();
+    handshake.slot.handshake = null;
     if (this.handshakes.get(handshake.key) === handshake) this.handshakes.delete(handshake.key);
   }
-}
-
-function readSecrets(native: NativeSocket): DtlsSecrets {
-  const wrap = native.session;
-  const counter = wrap.out_ctr;
-  return {
-    cipherSuite: wrap.ciphersuite,
-    randoms: wrap.randbytes,
-    sessionId: wrap.id,
-    master: wrap.master,
-    inEpoch: wrap.in_epoch,
-    outEpoch: (counter[0]! << 8) | counter[1]!,
-    outSeq: readSequence(counter, 2),
-  };
-}
-
-function toSessionWrap(native: NativeBinding, secrets: DtlsSecrets): NativeSessionWrap {
-  // The native setters memcpy whatever length they are given into fixed arrays: check first.
-  if (secrets.randoms.length !== 64) throw new RangeError('randoms must be 64 bytes');
-  if (secrets.master.length !== 48) throw new RangeError('master must be 48 bytes');
-  if (secrets.sessionId.length > 32) throw new RangeError('session id must be at most 32 bytes');
-  if (!(secrets.outSeq >= 0 && secrets.outSeq <= MAX_SEQUENCE)) throw new RangeError('outSeq out of range');
-  const counter = Buffer.alloc(8);
-  counter.writeUInt16BE(secrets.outEpoch, 0);
-  counter.writeUIntBE(secrets.outSeq, 2, 6);
-  const wrap = new native.SessionWrap();
-  wrap.ciphersuite = secrets.cipherSuite;
-  wrap.randbytes = Buffer.from(secrets.randoms);
-  wrap.id = Buffer.from(secrets.sessionId);
-  wrap.master = Buffer.from(secrets.master);
-  wrap.in_epoch = secrets.inEpoch;
-  wrap.out_ctr = counter;
-  return wrap;
 }
 
 function sameCertificate(a: ClientCertificate, b: ClientCertificate): boolean {

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
-import { RECORD_HEADER_LENGTH, type RecordView } from './record.ts';
+import { HANDSHAKE_HEADER_LENGTH, RECORD_HEADER_LENGTH } from '../../api/dtls/constants.ts';
+import { recordEnd, type RecordHeader } from '../../api/dtls/record.ts';
 
 /**
  * Reads the client's raw public key (RFC 7250) from its Certificate handshake message as it crosses
@@ -12,11 +13,9 @@ export type ClientCertificate =
   | { kind: 'key'; spki: Buffer }
   | { kind: 'invalid'; reason: string };
 
-const HANDSHAKE_HEADER_LENGTH = 12;
-
-export function parseClientCertificate(datagram: Buffer, record: RecordView): ClientCertificate {
+export function parseClientCertificate(datagram: Buffer, record: RecordHeader): ClientCertificate {
   const start = record.offset + RECORD_HEADER_LENGTH;
-  const end = record.offset + record.length;
+  const end = recordEnd(record);
   if (end - start < HANDSHAKE_HEADER_LENGTH + 3) return { kind: 'invalid', reason: 'certificate message too short' };
   const messageLength = datagram.readUIntBE(start + 1, 3);
   const fragmentOffset = datagram.readUIntBE(start + 6, 3);

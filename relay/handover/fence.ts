@@ -1,4 +1,4 @@
-import { MAX_SEQUENCE } from '../dtls/record.ts';
+import { MAX_SEQUENCE_NUMBER } from '../../api/dtls/constants.ts';
 
 /**
  * The nonce fence. AES-CCM's nonce is epoch|sequence under a per-session key: if the old relay ever
@@ -15,5 +15,5 @@ export const NONCE_FENCE = 2 ** 24;
 /** The fenced next outbound sequence number, or null when the session is too close to 2^48 to fence (never carry into the epoch). */
 export function fenceSequence(nextSequence: number, margin = NONCE_FENCE): number | null {
   const fenced = nextSequence + margin;
-  return fenced <= MAX_SEQUENCE ? fenced : null;
+  return fenced <= MAX_SEQUENCE_NUMBER ? fenced : null;
 }

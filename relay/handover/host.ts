@@ -3,6 +3,7 @@ import type { RelayState } from '../../api/management.ts';
 import type { ManagementClient } from '../../api/management-client.ts';
 import type { DtlsAdapter } from '../dtls/adapter.ts';
 import type { PeerAddress, Via } from '../session/session.ts';
+import type { Frame } from './tunnel-codec.ts';
 import type { TunnelEnd } from './tunnel.ts';
 
 /** What the handover roles need from the relay that hosts them (implemented by Relay). */
@@ -26,7 +27,8 @@ export interface HandoverHost {
   sendToDevice(datagram: Buffer, peer: PeerAddress): void;
   /** New side: enter or leave the restoring state. */
   setRestoring(reason: string): void;
-  finishRestore(outcome: { ok: true } | { ok: false; previous: RelayState; reason: string }): void;
+  /** `staged`: how many sessions the failed import held at most (their memory is garbage now). */
+  finishRestore(outcome: { ok: true } | { ok: false; previous: RelayState; reason: string; staged: number }): void;
   /** New side: a frame from the predecessor's tunnel; `via` is the route of the sessions it restored. */
-  onPredecessorFrame(frame: import('./tunnel-codec.ts').Frame, via: Via): void;
+  onPredecessorFrame(frame: Frame, via: Via): void;
 }

@@ -6,10 +6,10 @@ import type {
   HandoverAbortRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest, PrecopyRequest,
 } from '../../api/management.ts';
 import { encodeSessionChunks } from '../../api/state-codec.ts';
-import type { SessionVersion } from '../dtls/adapter.ts';
 import { HANDOVER_HEADERS, STATE_CONTENT_TYPE } from '../../api/management.ts';
 import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
 import type { HandoverHost } from './host.ts';
+import { changedSince, lazySnapshot, snapshotAll, type SessionVersion } from './snapshot.ts';
 import { asStateRecords } from './state-records.ts';
 import { FrameKind, TUNNEL_KEY_BYTES } from './tunnel-codec.ts';
 
@@ -71,7 +71,7 @@ export class HandoverSource {
     }
     // Sessions are exported lazily as the stream is written, yielding to the event loop between
     // chunks: the relay keeps serving its devices while 100,000 sessions stream out.
-    const snapshot = this.host.adapter.lazySnapshot();
+    const snapshot = lazySnapshot(this.host.adapter);
     const precopy: Precopy = { id: randomUUID(), successor: body.successor, versions: snapshot.versions, expiresAt: Date.now() + PRECOPY_TTL_MS };
     this.precopied = precopy;
     response.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, [HANDOVER_HEADERS.precopyId]: precopy.id, 'cache-control': 'no-store' });
@@ -109,9 +109,9 @@ export class HandoverSource {
       const precopy = this.precopied;
       this.precopied = null;
       const delta = precopy !== null && precopy.id === body.precopyId && precopy.expiresAt > Date.now()
-        ? this.host.adapter.exportChangedSince(precopy.versions)
+        ? changedSince(this.host.adapter, precopy.versions)
         : null;
-      const sessions = delta?.changed ?? this.host.adapter.exportSessions();
+      const sessions = delta?.changed ?? snapshotAll(this.host.adapter);
       const exportMs = Math.round(performance.now() - tPaused);
       response.on('close', () => {
         // 'close' also follows a normal end; only a stream that did not finish means the successor is gone.

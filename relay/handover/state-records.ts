@@ -1,5 +1,5 @@
 import type { SessionState } from '../../api/state-format.ts';
-import type { ExportedSession } from '../dtls/adapter.ts';
+import type { ExportedSession } from '../session/exported.ts';
 
 /**
  * Exported sessions as state-format records, lazily. The upstream identity is derivable from the

@@ -2,13 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RestoreRequest, RestoreResponse } from '../../api/management.ts';
 import { HANDOVER_HEADERS } from '../../api/management.ts';
 import { ManagementError } from '../../api/management-client.ts';
-import { StateDecoder } from '../../api/state-codec.ts';
-import type { SessionState } from '../../api/state-format.ts';
-import type { ImportStage } from '../dtls/adapter.ts';
 import { HttpError, readJson, sendJson } from '../mgmt/server.ts';
-import { peerKey, type Session } from '../session/session.ts';
-import { fenceSequence } from './fence.ts';
+import type { Session } from '../session/session.ts';
 import type { HandoverHost } from './host.ts';
+import { ImportStage } from './staged-import.ts';
 import { TunnelSealer } from './tunnel-codec.ts';
 
 const DEFAULT_COMMIT_TIMEOUT_MS = 10_000;
@@ -77,41 +74,29 @@ export class HandoverSuccessor {
       // Until a device's flow reaches us directly, its answers go out through the predecessor,
       // whose address the device's NAT and the load balancer's conntrack still expect.
       const via: TunnelVia = { tunnel: true, predecessor: body.from };
-      stage = host.adapter.stageImport(via);
-      const staging = stage;
       // Sessions are built as records arrive, overlapping the old relay's encoding; they join the
       // table only after the trailer checked out (all or nothing).
-      const skippedKeys = new Set<string>();
-      const addRecord = (session: SessionState): void => {
-        const outSeq = fenceSequence(session.dtls.outSeq);
-        const key = peerKey(session.peer);
-        if (outSeq === null) {
-          skippedKeys.add(key);
-          staging.remove(session.peer);
-        } else {
-          skippedKeys.delete(key);
-          staging.add({ ...session, dtls: { ...session.dtls, outSeq } });
-        }
-      };
+      stage = new ImportStage(host.adapter, { via });
       let bytes = 0;
 
-      // Phase 0, not paused: a full pre-copy. If it fails, the handover just carries everything.
+      // Phase 0, not paused: a full pre-copy. If it fails, the handover just carries everything,
+      // unless it failed because the state cannot fit: then pausing the old relay would be for nothing.
       let precopyId: string | undefined;
       let precopySessions = 0;
       try {
         const pre = await host.peers.precopy(body.from, { successor: host.podName });
         precopyId = headerOf(pre.headers, HANDOVER_HEADERS.precopyId);
-        const decoder = new StateDecoder({ now: Date.now(), onSession: addRecord });
+        const decoder = stage.decoder(Date.now());
         for await (const chunk of pre.body) {
           bytes += chunk.length;
           decoder.push(chunk);
         }
         precopySessions = decoder.finish().header.count;
       } catch (error) {
+        if ((error as { code?: string }).code === 'ERR_RELAY_CAPACITY') throw error;
         log.warn({ code: (error as { code?: string }).code, reason: (error as Error).message }, 'pre-copy failed; the handover will carry the full state');
         precopyId = undefined;
-        staging.reset();
-        skippedKeys.clear();
+        stage.reset();
       }
       const tPrecopied = performance.now();
 
@@ -127,32 +112,15 @@ export class HandoverSuccessor {
       const tHeaders = performance.now();
       handoverId = headerOf(stream.headers, HANDOVER_HEADERS.id);
       const predecessorTunnelPort = Number(headerOf(stream.headers, HANDOVER_HEADERS.tunnelPort));
-      let baseChecked = false;
-      const decoder = new StateDecoder({
-        now: Date.now(),
-        onSession: (session) => {
-          checkBase();
-          addRecord(session);
-        },
-      });
-      // A stream that is not a delta of our pre-copy is the full state: start over.
-      const checkBase = (): void => {
-        if (baseChecked) return;
-        baseChecked = true;
-        if (precopyId === undefined || decoder.header?.base !== precopyId) {
-          staging.reset();
-          skippedKeys.clear();
-        }
-      };
+      // A stream that is not a delta of our pre-copy is the full state: the stage starts over.
+      const decoder = stage.decoder(Date.now(), precopyId);
       for await (const chunk of stream.body) {
         bytes += chunk.length;
         decoder.push(chunk);
       }
       const { header } = decoder.finish();
-      checkBase();
-      for (const peer of header.removed ?? []) staging.remove(peer);
       const deltaSessions = header.count;
-      const skipped = skippedKeys.size;
+      const skipped = stage.skipped;
       const tDecoded = performance.now();
       await host.tunnel.open({
         key,
@@ -184,7 +152,7 @@ export class HandoverSuccessor {
         await host.peers.abort(body.from, { handoverId, reason: (error as Error).message }).catch(() => undefined);
       }
       const reason = `restore from ${body.from} failed: ${(error as Error).message}`;
-      host.finishRestore({ ok: false, previous, reason });
+      host.finishRestore({ ok: false, previous, reason, staged: stage?.peak ?? 0 });
       log.error({ code: (error as { code?: string }).code }, reason);
       if (error instanceof HttpError) throw error;
       const code = (error as { code?: string }).code ?? 'ERR_RESTORE_FAILED';

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { PeerAddress } from '../session/session.ts';
-import { ReplayWindow } from '../dtls/replay-window.ts';
+import { ReplayWindow } from '../../api/dtls/replay-window.ts';
 
 /**
  * Frames of the straggler tunnel between an old relay and its successor, sealed with AES-256-GCM

@@ -1,5 +1,5 @@
 import { deviceFingerprint } from '../../api/device-identity.ts';
-import type { ReplayWindow } from '../dtls/replay-window.ts';
+import type { ReplayWindow } from '../../api/dtls/replay-window.ts';
 import { view, type ArenaRef } from './arena.ts';
 
 /** Where a device's datagrams come from and answers go to. */
@@ -16,9 +16,9 @@ export interface PeerAddress {
 export type Via = object | null;
 
 /**
- * A DTLS session the relay serves, as the rest of the relay sees it. Mutated only by the adapter.
- * A relay may hold 100,000 of these mostly parked, so it is kept small: the fingerprint and the
- * device id are computed on first use.
+ * A DTLS session the relay serves, as the rest of the relay sees it. Mutated only by the DTLS adapter
+ * and the session table. A relay may hold 100,000 of these mostly parked, so it is kept small: the
+ * fingerprint and the device id are computed on first use.
  */
 let nextSerial = 1;
 

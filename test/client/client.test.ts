@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertDescription, AlertLevel, ContentType } from '../../client/dtls/constants.ts';
+import { AlertDescription, AlertLevel, ContentType } from '../../api/dtls/constants.ts';
 import { DtlsClient, generateDeviceKey, type CloseInfo, type DtlsClientOptions } from '../../client/index.ts';
 import { FakeDtlsServer, type FakeDtlsServerOptions } from './helpers/fake-dtls-server.ts';
 

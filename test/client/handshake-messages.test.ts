@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ExtensionType, HandshakeType } from '../../client/dtls/constants.ts';
+import { ExtensionType, HandshakeType } from '../../api/dtls/constants.ts';
 import {
   encodeCertificateRequest,
   encodeCertificateVerify,

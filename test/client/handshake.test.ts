@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ContentType, HandshakeType } from '../../client/dtls/constants.ts';
+import { ContentType, HandshakeType } from '../../api/dtls/constants.ts';
 import { encodeHandshakeFragment, parseHandshakeFragments } from '../../client/dtls/handshake-messages.ts';
 import { ClientHandshake, type HandshakeStep, type OutgoingRecord } from '../../client/dtls/handshake.ts';
 import { generateDeviceKey } from '../../client/keys.ts';

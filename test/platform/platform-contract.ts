@@ -176,8 +176,9 @@ export function describePlatformContract(name: string, setUp: () => Promise<Plat
       await lease.release();
       expect(await platform.lock.inspect('relay')).toBeNull();
 
-      const short = await platform.lock.acquire('relay', 'alice', 300);
-      await under.elapse(400);
+      // Whole seconds: a Kubernetes Lease's duration is leaseDurationSeconds.
+      const short = await platform.lock.acquire('relay', 'alice', 1_000);
+      await under.elapse(1_100);
       expect(await platform.lock.inspect('relay')).toBeNull();
       const bob = await platform.lock.acquire('relay', 'bob', 10_000);
       expect(await codeOf(short.renew())).toBe(ErrorCode.LockLost);

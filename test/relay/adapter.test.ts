@@ -1,9 +1,11 @@
+import { createPrivateKey } from 'node:crypto';
 import dgram from 'node:dgram';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
-import { generateDtlsKeyPair } from '../../pki/certificates.ts';
-import { fenceSequence } from '../../relay/handover/fence.ts';
-import { adapterOnLoopback } from '../support/adapter-harness.ts';
+import { NONCE_FENCE } from '../../relay/handover/fence.ts';
+import { ImportStage } from '../../relay/handover/staged-import.ts';
+import { writeRecordHeader } from '../../api/dtls/record.ts';
+import { adapterOnLoopback, deviceFlow, dtlsKeys, guardedBinding } from '../support/adapter-harness.ts';
 import { request } from '../support/devices.ts';
 
 type Harness = Awaited<ReturnType<typeof adapterOnLoopback>>;
@@ -14,18 +16,21 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   const open: Array<{ close(): unknown }> = [];
 
   beforeAll(async () => {
-    const pair = await generateDtlsKeyPair();
-    serverKey = Buffer.from(pair.privateKeyPkcs8Pem);
-    publicKey = pair.publicKeySpkiDer;
+    ({ serverKey, publicKey } = await dtlsKeys());
   });
+
+  const harnesses: Harness[] = [];
 
   afterEach(async () => {
     for (const item of open.splice(0)) await item.close();
+    // Every test runs on the watched binding: none may have reached a trap of node-mbed-dtls.
+    for (const h of harnesses.splice(0)) expect(h.violations).toEqual([]);
   });
 
   async function harness(options: Parameters<typeof adapterOnLoopback>[1] = {}): Promise<Harness> {
     const h = await adapterOnLoopback(serverKey, options);
     open.push(h);
+    harnesses.push(h);
     return h;
   }
 
@@ -63,16 +68,7 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   it('times out half-open handshakes in its sweep', async () => {
     let now = 1_000_000;
     const h = await harness({ now: () => now, limits: { handshakeTimeoutMs: 5_000 } });
-    // A client that sends its first flight and goes silent: the hello, then the hello with the cookie.
-    const hello = await captureFirstHello();
-    const socket = await bound();
-    const hvr = await new Promise<Buffer>((resolve) => {
-      socket.once('message', resolve);
-      socket.send(hello, h.port, '127.0.0.1');
-    });
-    socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(h.adapter.handshakeCount).toBe(1);
+    const socket = await halfOpenHandshake(h);
     now += 5_001;
     h.adapter.sweep();
     expect(h.adapter.handshakeCount).toBe(0);
@@ -97,31 +93,126 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
   it('exports a session that another adapter imports and serves, with the fence applied', async () => {
     const a = await harness();
     const b = await harness();
-    // The device talks to A through a relay-less proxy, so it can be re-pointed at B with the same source address.
-    const proxy = await bound();
-    let target = a.port;
-    let deviceAddress: dgram.RemoteInfo | null = null;
-    proxy.on('message', (datagram, rinfo) => {
-      if (rinfo.port === a.port || rinfo.port === b.port) {
-        if (deviceAddress !== null) proxy.send(datagram, deviceAddress.port, deviceAddress.address);
-      } else {
-        deviceAddress = rinfo;
-        proxy.send(datagram, target, '127.0.0.1');
-      }
-    });
-    const client = await device(proxy.address().port);
+    // The device talks to A through a flow that can be re-pointed at B with the same source address.
+    const flow = await deviceFlow(a.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
     await request(client, Buffer.from('on A'), { retransmit: false });
     const lastFromA = client.stats.lastInboundSeq;
-    const [exported] = a.adapter.exportSessions();
-    expect(exported!.dtls.master.length).toBe(48);
-    b.adapter.importSessions([{ ...exported!, dtls: { ...exported!.dtls, outSeq: fenceSequence(exported!.dtls.outSeq)! } }]);
+    const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
+    expect(exported.dtls.master.length).toBe(48);
+    const stage = new ImportStage(b.adapter);
+    stage.add({ ...exported, upstream: { identity: null } });
+    stage.commit();
     a.adapter.discard([...a.adapter.allSessions()]);
     expect(b.adapter.liveCount).toBe(0);
-    target = b.port;
+    flow.moveTo(b.port);
     expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
     expect(client.stats.handshakes).toBe(1);
-    expect(client.stats.lastInboundSeq).toBeGreaterThan(lastFromA + 2 ** 24 - 1);
-    proxy.close();
+    expect(client.stats.lastInboundSeq).toBeGreaterThan(lastFromA + NONCE_FENCE - 1);
+  });
+
+  it('watches the binding: each trap of node-mbed-dtls is caught and recorded, not hit', async () => {
+    const { binding, violations } = guardedBinding();
+    const slotless = (): void => undefined;
+    const socket = new binding.DtlsSocket(new binding.DtlsServer(derKey(serverKey), 0), 'test', slotless, slotless, slotless, slotless);
+    void (socket as unknown as { publicKey: unknown }).publicKey;
+    void socket.session;
+    socket.receiveData(Buffer.alloc(838));
+    socket.send(Buffer.alloc(801));
+    const wrap = new binding.SessionWrap();
+    wrap.master = new Uint8Array(48) as Buffer;
+    wrap.randbytes = Buffer.alloc(65);
+    expect(violations).toEqual([
+      'publicKey read (it crashes on resumed and certificate-less sockets)',
+      'session read before the handshake completed',
+      'receiveData of 838 bytes',
+      'send of 801 bytes',
+      'SessionWrap.master set to a Uint8Array, not a Buffer',
+      'SessionWrap.randbytes set to 65 bytes',
+    ]);
+  });
+
+  it('never hands the native receive path a datagram over 837 bytes, from a new or an established address', async () => {
+    const h = await harness();
+    const flow = await deviceFlow(h.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
+    await request(client, Buffer.from('before'), { retransmit: false });
+    // Well-formed records one byte too long: only the size guard stands between them and the heap overflow.
+    const hello = record(22, 0, 0, Buffer.concat([Buffer.from([1]), Buffer.alloc(838 - 14)]));
+    const data = record(23, 1, 1_000, Buffer.alloc(838 - 13, 7));
+    expect([hello.length, data.length]).toEqual([838, 838]);
+    const stranger = await bound();
+    await new Promise<void>((resolve) => stranger.send(hello, h.port, '127.0.0.1', () => resolve()));
+    await flow.sendFromDevice(data);
+    await request(client, Buffer.from('after'), { retransmit: false });
+    expect(h.drops.get('oversized')).toBe(2);
+    stranger.close();
+  });
+
+  it('refuses a device without a key without reading the key from the native socket', async () => {
+    const h = await harness();
+    const client = new DtlsClient({ host: '127.0.0.1', port: h.port, serverPublicKey: publicKey, clientKey: null });
+    open.push({ close: () => client.close({ notify: false }) });
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    await client.connect().catch(() => undefined);
+    await closed;
+    expect(h.failures).toEqual(['no-client-key']);
+    expect(h.adapter.sessionCount).toBe(0);
+  });
+
+  it('reads session state only from established sockets: exports and parks leave half-open handshakes alone', async () => {
+    let now = 1_000_000;
+    const h = await harness({ now: () => now, limits: { parkAfterIdleMs: 1_000, handshakeTimeoutMs: 20_000 } });
+    const client = await device(h.port);
+    // A handshake left half-open beside the established session.
+    const socket = await halfOpenHandshake(h);
+    const [session] = [...h.adapter.allSessions()];
+    expect(h.adapter.exportSession(session!)?.dtls.master.length).toBe(48);
+    now += 1_000;
+    h.adapter.sweep();
+    expect(h.adapter.liveCount).toBe(0);
+    expect(h.adapter.handshakeCount).toBe(1);
+    expect(h.adapter.exportSession(session!)?.dtls.master.length).toBe(48);
+    expect((await request(client, Buffer.from('resumed'), { retransmit: false })).reply.toString()).toBe('resumed');
+    socket.close();
+  });
+
+  it('resumes an imported session from Buffers of the exact sizes, whatever types the import held', async () => {
+    const a = await harness();
+    const b = await harness();
+    const flow = await deviceFlow(a.port);
+    open.push(flow);
+    const client = await device(flow.peer.port);
+    await request(client, Buffer.from('on A'), { retransmit: false });
+    const exported = a.adapter.exportSession([...a.adapter.allSessions()][0]!)!;
+    a.adapter.discard([...a.adapter.allSessions()]);
+    // What a decoder might hand over: plain Uint8Arrays, not Buffers.
+    const plain = (bytes: Buffer): Buffer => new Uint8Array(bytes) as Buffer;
+    const stage = new ImportStage(b.adapter);
+    stage.add({
+      ...exported,
+      dtls: { ...exported.dtls, randoms: plain(exported.dtls.randoms), master: plain(exported.dtls.master), sessionId: plain(exported.dtls.sessionId) },
+      upstream: { identity: null },
+    });
+    stage.commit();
+    flow.moveTo(b.port);
+    expect((await request(client, Buffer.from('on B'), { retransmit: false })).reply.toString()).toBe('on B');
+    expect(client.stats.handshakes).toBe(1);
+  });
+
+  it('gives a parked session\'s real secrets to an export that outlives the session', async () => {
+    const h = await harness();
+    await device(h.port);
+    const [session] = [...h.adapter.allSessions()];
+    const live = h.adapter.exportSession(session!)!;
+    h.adapter.parkAll();
+    const parked = h.adapter.exportSession(session!)!;
+    h.adapter.discard([session!]);
+    expect(parked.dtls.master).toEqual(live.dtls.master);
+    expect(parked.dtls.master.equals(Buffer.alloc(48))).toBe(false);
+    expect(parked.dtls.randoms).toEqual(live.dtls.randoms);
   });
 
   it('drops an oversized reply instead of failing the session', async () => {
@@ -135,6 +226,36 @@ describe('DTLS adapter (in process, real node-mbed-dtls)', () => {
     expect(got.length).toBe(800);
   });
 });
+
+function record(type: number, epoch: number, sequence: number, fragment: Buffer): Buffer {
+  const header = Buffer.alloc(13);
+  writeRecordHeader(header, 0, type, epoch, sequence, fragment.length);
+  return Buffer.concat([header, fragment]);
+}
+
+function derKey(pem: Buffer): Buffer {
+  return createPrivateKey(pem).export({ format: 'der', type: 'sec1' });
+}
+
+/**
+ * A client that sends its first flight and goes silent: the hello, then the hello with the cookie.
+ * Resolves once the adapter holds the half-open handshake; the socket is the client's.
+ */
+async function halfOpenHandshake(h: Harness): Promise<dgram.Socket> {
+  const hello = await captureFirstHello();
+  const socket = await bound();
+  const hvr = await new Promise<Buffer>((resolve) => {
+    socket.once('message', resolve);
+    socket.send(hello, h.port, '127.0.0.1');
+  });
+  socket.send(withCookie(hello, cookieOf(hvr)), h.port, '127.0.0.1');
+  for (let turn = 0; h.adapter.handshakeCount === 0; turn++) {
+    if (turn === 10_000) throw new Error('the hello with the cookie never reached the adapter');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  expect(h.adapter.handshakeCount).toBe(1);
+  return socket;
+}
 
 async function bound(): Promise<dgram.Socket> {
   const socket = dgram.createSocket('udp4');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NONCE_FENCE, fenceSequence } from '../../relay/handover/fence.ts';
 import { PauseQueue } from '../../relay/handover/pause-queue.ts';
-import { MAX_SEQUENCE } from '../../relay/dtls/record.ts';
+import { MAX_SEQUENCE_NUMBER } from '../../api/dtls/constants.ts';
 
 describe('nonce fence', () => {
   it('moves the next sequence number past the fence', () => {
@@ -10,9 +10,9 @@ describe('nonce fence', () => {
   });
 
   it('never carries into the epoch', () => {
-    expect(fenceSequence(MAX_SEQUENCE - NONCE_FENCE)).toBe(MAX_SEQUENCE);
-    expect(fenceSequence(MAX_SEQUENCE - NONCE_FENCE + 1)).toBeNull();
-    expect(fenceSequence(MAX_SEQUENCE)).toBeNull();
+    expect(fenceSequence(MAX_SEQUENCE_NUMBER - NONCE_FENCE)).toBe(MAX_SEQUENCE_NUMBER);
+    expect(fenceSequence(MAX_SEQUENCE_NUMBER - NONCE_FENCE + 1)).toBeNull();
+    expect(fenceSequence(MAX_SEQUENCE_NUMBER)).toBeNull();
   });
 });
 

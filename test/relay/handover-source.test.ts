@@ -1,10 +1,11 @@
-import { PassThrough, Writable } from 'node:stream';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { syntheticSessions } from '../support/synthetic-predecessor.ts';
 import type { HandoverHost } from '../../relay/handover/host.ts';
 import { HandoverSource } from '../../relay/handover/source.ts';
+import { jsonRequest } from '../support/mgmt-doubles.ts';
 
 /** A successor that reads nothing and then disappears while the old relay is still writing. */
 class StalledResponse extends Writable {
@@ -26,14 +27,6 @@ class StalledResponse extends Writable {
   }
 }
 
-function request(body: unknown): IncomingMessage {
-  const stream = new PassThrough() as unknown as IncomingMessage & PassThrough;
-  stream.headers = { 'content-type': 'application/json' };
-  (stream as unknown as { socket: object }).socket = { remoteAddress: '127.0.0.1' };
-  stream.end(JSON.stringify(body));
-  return stream;
-}
-
 describe('HandoverSource', () => {
   it('resumes serving at once when the successor goes away in the middle of the state stream', async () => {
     const events: string[] = [];
@@ -45,7 +38,8 @@ describe('HandoverSource', () => {
       state: 'serving',
       log: pino({ level: 'silent' }),
       tunnelPort: 9,
-      adapter: { exportSessions: () => sessions },
+      // A session source whose sessions export as themselves.
+      adapter: { allSessions: () => sessions.values(), exportSession: (session: unknown) => session },
       tunnel: { open: async () => undefined, shut: () => events.push('tunnel shut') },
       pause: () => {
         host.state = 'handing-over';
@@ -60,7 +54,7 @@ describe('HandoverSource', () => {
     };
     const source = new HandoverSource(host as unknown as HandoverHost);
     const response = new StalledResponse();
-    const handled = source.handle(request({ successor: 'relay-b-0', tunnelPort: 9, tunnelKey: Buffer.alloc(32).toString('base64'), commitTimeoutMs: 60_000 }), response as unknown as ServerResponse);
+    const handled = source.handle(jsonRequest({ successor: 'relay-b-0', tunnelPort: 9, tunnelKey: Buffer.alloc(32).toString('base64'), commitTimeoutMs: 60_000 }), response as unknown as ServerResponse);
     // 5,000 sessions are far more than the stalled stream takes: the old relay waits for 'drain'.
     await response.backedUp;
     expect(events).toEqual(['paused']);

@@ -9,7 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export async function eventually<T>(
   what: string,
   check: () => T | null | false | undefined | Promise<T | null | false | undefined>,
-  options: { timeoutMs?: number; everyMs?: number } = {},
+  options: {
+    timeoutMs?: number;
+    everyMs?: number;
+    /** How to wait between checks (default: sleep everyMs); a platform with watches can wake on its next change. */
+    pause?: (ms: number) => Promise<unknown>;
+  } = {},
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 15_000;
   const deadline = performance.now() + timeoutMs;
@@ -22,6 +27,6 @@ export async function eventually<T>(
       last = error;
     }
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === null ? '' : ` (last error: ${(last as Error).message})`}`);
-    await sleep(options.everyMs ?? 50);
+    await (options.pause ?? sleep)(options.everyMs ?? 50);
   }
 }

@@ -5,9 +5,9 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { KeyObject } from 'node:crypto';
-import { CcmRecordProtection } from '../../../client/dtls/ccm.ts';
-import { AlertDescription, AlertLevel, ContentType } from '../../../client/dtls/constants.ts';
-import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment } from '../../../client/dtls/record.ts';
+import { recordProtectionFor, type CcmRecordProtection } from '../../../api/dtls/record-protection.ts';
+import { AlertDescription, AlertLevel, ContentType } from '../../../api/dtls/constants.ts';
+import { createRecordHeader, encodePlaintextRecord, readRecordHeader, recordFragment } from '../../../api/dtls/record.ts';
 import { FakeServerHandshake, type FakeServerOptions, type ServerRecord } from './fake-server-handshake.ts';
 
 export interface FakeDtlsServerOptions {
@@ -143,12 +143,7 @@ export class FakeDtlsServer {
     const replies = peer.handshake.handleRecord(type, epoch, payload);
     if (peer.protection === null && peer.handshake.keys !== null) {
       const keys = peer.handshake.keys;
-      peer.protection = new CcmRecordProtection({
-        writeKey: keys.serverWriteKey,
-        writeIv: keys.serverWriteIv,
-        readKey: keys.clientWriteKey,
-        readIv: keys.clientWriteIv,
-      });
+      peer.protection = recordProtectionFor('server', keys);
     }
     this.#sendFlight(peer, replies);
     if (!wasEstablished && isEstablished() && this.#options.closeAfterHandshake === true) {

@@ -24,7 +24,7 @@ import {
   HandshakeType,
   NAMED_CURVE_SECP256R1,
   SIGNATURE_ECDSA_SECP256R1_SHA256,
-} from '../../../client/dtls/constants.ts';
+} from '../../../api/dtls/constants.ts';
 import {
   encodeCertificateRequest,
   encodeHandshakeMessage,
@@ -42,7 +42,7 @@ import {
   type ClientHello,
   type Extension,
 } from '../../../client/dtls/handshake-messages.ts';
-import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, type TrafficKeys } from '../../../client/dtls/prf.ts';
+import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, type TrafficKeys } from '../../../api/dtls/prf.ts';
 
 export interface FakeServerOptions {
   readonly serverKey: KeyObject;

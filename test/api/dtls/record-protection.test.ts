@@ -1,8 +1,9 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CcmRecordProtection, fillCcmAad, fillCcmNonce } from '../../client/dtls/ccm.ts';
-import { ContentType } from '../../client/dtls/constants.ts';
-import { createRecordHeader, readRecordHeader } from '../../client/dtls/record.ts';
+import { deriveTrafficKeys } from '../../../api/dtls/prf.ts';
+import { CcmRecordProtection, fillCcmAad, fillCcmNonce, recordProtectionFor } from '../../../api/dtls/record-protection.ts';
+import { ContentType } from '../../../api/dtls/constants.ts';
+import { createRecordHeader, readRecordHeader } from '../../../api/dtls/record.ts';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -121,5 +122,17 @@ describe('CcmRecordProtection', () => {
       .toThrow(/writeKey/);
     expect(() => new CcmRecordProtection({ writeKey: clientKey, writeIv: clientIv, readKey: serverKey, readIv: Buffer.alloc(8) }))
       .toThrow(/readIv/);
+  });
+
+  it('gives each end of a session its direction from the keys both derived', () => {
+    const keys = deriveTrafficKeys(Buffer.alloc(48, 3), Buffer.alloc(32, 1), Buffer.alloc(32, 2));
+    const device = recordProtectionFor('client', keys);
+    const relay = recordProtectionFor('server', keys);
+    const up = device.seal(ContentType.applicationData, 1, 7, Buffer.from('up'));
+    const down = relay.seal(ContentType.applicationData, 1, 7, Buffer.from('down'));
+    expect(relay.open(up, parse(up))).toEqual(Buffer.from('up'));
+    expect(device.open(down, parse(down))).toEqual(Buffer.from('down'));
+    // Same epoch and sequence, different keys and IVs: the two directions never share a nonce.
+    expect(device.open(up, parse(up))).toBeNull();
   });
 });

@@ -1,10 +1,17 @@
 /**
- * The DTLS anti-replay window (RFC 6347 4.1.2.6): the highest authenticated sequence number and a
- * 64-bit bitmap of the ones below it. node-mbed-dtls does not restore its own window with a session,
- * so the relay keeps this one, checks it before a record reaches mbedtls and advances it only after
- * the record authenticated. It travels with the session in a handover.
+ * The DTLS anti-replay window (RFC 6347 4.1.2.6): the highest authenticated sequence number of an
+ * epoch and a 64-bit bitmap of the ones below it. Both ends use it the same way: `accepts` before a
+ * record is decrypted (to save the work), `mark` only after it authenticated, so forged records
+ * cannot move the window.
  *
- * The bitmap is held as two 32-bit halves so the hot path stays in small-integer arithmetic.
+ *   bit i of the bitmap (high:low words) = "top - i was received"
+ *
+ *          older <-------------------------------- top
+ *   [ top-63 ... top-32 ][ top-31 ... top-1, top ]
+ *        high word              low word
+ *
+ * The relay also carries it in a handover (`toBytes`/`fromBytes`), because node-mbed-dtls does not
+ * restore its own window with a session. Two 32-bit halves keep the hot path in small integers.
  */
 
 export const REPLAY_WINDOW_SIZE = 64;
@@ -77,10 +84,11 @@ export class ReplayWindow {
   }
 
   private shift(by: number): void {
-    if (by >= 64) {
+    if (by >= REPLAY_WINDOW_SIZE) {
       this.low = 0;
       this.high = 0;
     } else if (by >= 32) {
+      // JS shifts count modulo 32, so the 32 case needs its own branch.
       this.high = by === 32 ? this.low : (this.low << (by - 32)) >>> 0;
       this.low = 0;
     } else if (by > 0) {

@@ -1,4 +1,7 @@
-/** Wire constants for the one DTLS 1.2 profile the relay speaks (see docs/node-mbed-dtls.md). */
+/**
+ * Wire constants of the one DTLS 1.2 profile the relay speaks (ECDHE-ECDSA, AES-128-CCM-8, raw public
+ * keys): what the device client and the relay both agree on. Neither end defines its own copy.
+ */
 
 export const DTLS_1_2 = 0xfefd;
 /** RFC 6347 4.2.1: a HelloVerifyRequest may carry DTLS 1.0 regardless of the negotiated version. */
@@ -50,6 +53,8 @@ export const CLIENT_CERTIFICATE_TYPE_ECDSA_SIGN = 64;
 export const RECORD_HEADER_LENGTH = 13;
 export const HANDSHAKE_HEADER_LENGTH = 12;
 export const RANDOM_LENGTH = 32;
+/** SessionID<0..32> (RFC 5246 7.4.1.2). */
+export const MAX_SESSION_ID_LENGTH = 32;
 export const MASTER_SECRET_LENGTH = 48;
 export const VERIFY_DATA_LENGTH = 12;
 /** Uncompressed P-256 point: 0x04 | X | Y. */
@@ -64,7 +69,7 @@ export const CCM_RECORD_OVERHEAD = CCM_EXPLICIT_NONCE_LENGTH + CCM_TAG_LENGTH;
 
 /** The server's MBEDTLS_SSL_MAX_CONTENT_LEN: larger plaintexts crash node-mbed-dtls. */
 export const MAX_PLAINTEXT_LENGTH = 800;
-/** The sequence number is 48 bits (RFC 6347 4.1). */
+/** The sequence number is 48 bits (RFC 6347 4.1): 2^48 - 1, exact in a JS number. */
 export const MAX_SEQUENCE_NUMBER = 2 ** 48 - 1;
 
 export const AlertLevel = { warning: 1, fatal: 2 } as const;

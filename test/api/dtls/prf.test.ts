@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, prfSha256 } from '../../client/dtls/prf.ts';
+import { deriveMasterSecret, deriveTrafficKeys, finishedVerifyData, prfSha256 } from '../../../api/dtls/prf.ts';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 

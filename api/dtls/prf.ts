@@ -1,3 +1,4 @@
+/** The TLS 1.2 PRF and the key schedule of this profile (RFC 5246 5, 6.3, 7.4.9; RFC 6655). */
 import { createHmac } from 'node:crypto';
 import {
   CCM_IMPLICIT_IV_LENGTH,

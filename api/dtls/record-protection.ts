@@ -1,3 +1,4 @@
+/** AES-128-CCM-8 record protection (RFC 6655, RFC 7251) as both ends of a DTLS 1.2 session apply it. */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import {
   CCM_EXPLICIT_NONCE_LENGTH,
@@ -8,6 +9,7 @@ import {
   DTLS_1_2,
   RECORD_HEADER_LENGTH,
 } from './constants.ts';
+import type { TrafficKeys } from './prf.ts';
 import { writeRecordHeader, type RecordHeader } from './record.ts';
 
 export const CCM_NONCE_LENGTH = CCM_IMPLICIT_IV_LENGTH + CCM_EXPLICIT_NONCE_LENGTH;
@@ -117,4 +119,11 @@ export class CcmRecordProtection {
     }
     return plaintext;
   }
+}
+
+/** One end's record protection: it writes with its own keys and reads with the other end's. */
+export function recordProtectionFor(end: 'client' | 'server', keys: TrafficKeys): CcmRecordProtection {
+  return end === 'client'
+    ? new CcmRecordProtection({ writeKey: keys.clientWriteKey, writeIv: keys.clientWriteIv, readKey: keys.serverWriteKey, readIv: keys.serverWriteIv })
+    : new CcmRecordProtection({ writeKey: keys.serverWriteKey, writeIv: keys.serverWriteIv, readKey: keys.clientWriteKey, readIv: keys.clientWriteIv });
 }
