@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type {
-  ClaimRequest, ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
+  ClaimRequest, ClaimSettleRequest, ClaimSettleResponse, ErrorResponse, HandoverAbortRequest, PrecopyRequest, HandoverCommitRequest, HandoverCommitResponse, HandoverRequest,
   ReadyzResponse, RestoreRequest, RestoreResponse, SessionsResponse, StatusResponse,
 } from './management.ts';
 import { MANAGEMENT_PATHS } from './management.ts';
@@ -112,6 +112,11 @@ export class ManagementClient {
     const response = await this.send(base, 'POST', MANAGEMENT_PATHS.claim, body, timeoutMs);
     if (response.statusCode !== 200) throw await httpError(base, MANAGEMENT_PATHS.claim, response);
     return { headers: response.headers, body: response.body as unknown as StreamResponse['body'] };
+  }
+
+  /** Says which of the sessions a sibling offered for a claim were taken; it keeps the others. */
+  settleClaim(base: string, body: ClaimSettleRequest, timeoutMs = 2_000): Promise<ClaimSettleResponse> {
+    return this.json<ClaimSettleResponse>(base, 'POST', MANAGEMENT_PATHS.claimSettle, body, timeoutMs);
   }
 
   private async stream(base: string, path: string, body: unknown): Promise<StreamResponse> {

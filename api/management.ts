@@ -12,6 +12,7 @@ export const MANAGEMENT_PATHS = {
   handover: '/v1/handover',
   precopy: '/v1/handover/precopy',
   claim: '/v1/sessions/claim',
+  claimSettle: '/v1/sessions/claim/settle',
   sessions: '/v1/sessions',
   handoverCommit: '/v1/handover/commit',
   handoverAbort: '/v1/handover/abort',
@@ -132,19 +133,46 @@ export interface HandoverAbortRequest {
 }
 
 /**
- * POST /v1/sessions/claim on a sibling relay: "these devices' flows now reach me; hand over the
+ * POST /v1/sessions/claim on a sibling relay: "these devices' flows now reach me; offer me the
  * sessions you hold". Each claim shows the device's datagram that arrived at the claimant: the owner
- * gives a session only if that record authenticates under it and is not a replay, so a spoofed
- * source address cannot pull sessions around. Answer: a state stream of the sessions given (maybe
+ * offers a session only if that record authenticates under it and is not a replay, so a spoofed
+ * source address cannot pull sessions around. Answer: a state stream of the sessions offered (maybe
  * none). Batched, because deleting an old set moves thousands of flows at once.
+ *
+ * Two-phase: an offered session stays the owner's, held for this claim (its datagrams wait), until the
+ * claimant settles the claim (POST /v1/sessions/claim/settle) saying which sessions it took. Only those
+ * leave the owner; the others it keeps serving. An owner gives nothing to a claim without a `claimId`
+ * (a claimant that would not say what it took).
  */
 export interface ClaimRequest {
   claimant: string;
+  /** Chosen by the claimant (a UUID): names the claim when it is settled. */
+  claimId?: string;
   claims: Array<{
     peer: { address: string; port: number };
     /** The device's datagram, base64. */
     record: string;
   }>;
+}
+
+/**
+ * POST /v1/sessions/claim/settle on the owner that offered sessions for `claimId`: the ones the claimant
+ * imported (`taken`) leave the owner, the others stay with it. Sent even when nothing was taken (an answer
+ * that could not be read, a claimant that could no longer take sessions). An owner that hears nothing within
+ * its offer timeout (15 s) counts the offer as taken: it never risks two relays serving one session.
+ */
+export interface ClaimSettleRequest {
+  claimant: string;
+  claimId: string;
+  taken: Array<{ address: string; port: number }>;
+}
+
+export interface ClaimSettleResponse {
+  claimId: string;
+  /** Sessions that left the owner. */
+  taken: number;
+  /** Sessions the owner serves again. */
+  kept: number;
 }
 
 /** GET /v1/sessions?limit=N&offset=M: what the relay knows of each session. Never secrets. */

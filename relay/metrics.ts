@@ -73,11 +73,11 @@ export class RelayMetrics {
     this.drops = new Counter({ name: 'relay_drops_total', help: 'Datagrams or payloads dropped, by reason', labelNames: ['reason'], registers: [registry] });
     this.upstreamErrors = new Counter({ name: 'relay_upstream_errors_total', help: 'Errors sending to or receiving from the upstream service', registers: [registry] });
     this.forwarded = new Counter({ name: 'relay_forwarded_datagrams_total', help: 'Datagrams forwarded to the successor after a handover (stragglers and queued)', registers: [registry] });
-    this.claims = new Counter({ name: 'relay_session_claims_total', help: 'Session claims between sibling relays: claimed (taken over), unowned (nobody had it), gave (handed to a sibling), refused (bad proof), dropped (claim queue full or no room), bad-answer (a sibling\'s answer refused as a whole)', labelNames: ['result'], registers: [registry] });
+    this.claims = new Counter({ name: 'relay_session_claims_total', help: 'Session claims between sibling relays: claimed (taken over), unowned (nobody had it), declined (offered, but this relay could not take it: left with its owner), gave (taken by a sibling), kept (offered to a sibling that did not take it), refused (bad proof), dropped (claim queue full or no room), bad-answer (a sibling\'s answer refused as a whole)', labelNames: ['result'], registers: [registry] });
     this.sessionsClosed = new Counter({ name: 'relay_sessions_closed_total', help: 'Sessions closed, by reason', labelNames: ['reason'], registers: [registry] });
   }
 
-  drop(reason: DropReason | 'paused-overflow' | 'tunnel-forged', count = 1): void {
+  drop(reason: DropReason | 'paused-overflow' | 'tunnel-forged' | 'held-overflow' | 'claimed-away', count = 1): void {
     this.drops.inc({ reason }, count);
   }
 

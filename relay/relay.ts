@@ -45,6 +45,8 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
   readonly tunnel: TunnelEnd;
   readonly peers: ManagementClient;
   private readonly queue = new PauseQueue();
+  /** Datagrams that reach a restoring relay: it neither holds their sessions yet nor may claim them. */
+  private readonly restoreHold = new PauseQueue();
   private readonly source: HandoverSource;
   private readonly successor: HandoverSuccessor;
   private readonly claims: SessionClaims;
@@ -107,7 +109,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
         },
         dropped: (reason) => metrics.drop(reason),
         nativeGarbage: () => this.collectNativeGarbage(),
-        ...(peerDirectory.configured ? { unknownSession: (datagram: Buffer, peer: PeerAddress, via: Via) => this.claims.onUnknownSession(datagram, peer, via) } : {}),
+        ...(peerDirectory.configured ? { unknownSession: (datagram: Buffer, peer: PeerAddress, via: Via) => this.onUnknownSession(datagram, peer, via) } : {}),
       },
     });
     this.mgmt = new ManagementServer(config.mgmt.tls, (error) => this.log.error({ err: error }, 'management server error'));
@@ -223,6 +225,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.startupRestore?.cancel();
     this.source.cancel();
+    this.claims.close();
     this.adapter.close();
     this.forwarder?.close();
     await Promise.all([this.endpoint.close(), this.mgmt.close(), this.health?.close(), this.tunnel.close(), this.peers.close()]);
@@ -297,6 +300,58 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
     this.metrics.claims.inc({ result: event }, count);
   }
 
+  dropped(reason: 'held-overflow' | 'claimed-away', count = 1): void {
+    this.metrics.drop(reason, count);
+  }
+
+  /** Sessions offered to a sibling's claim: a handover snapshots only once none is (source.ts). */
+  get offering(): boolean {
+    return this.claims.offering;
+  }
+
+  offersClosed(): Promise<void> {
+    return this.claims.offersClosed();
+  }
+
+  /**
+   * A device datagram, as the relay's state says: queued while paused, forwarded once handed over, held
+   * while restoring, processed otherwise.
+   */
+  deliver(datagram: Buffer, peer: PeerAddress, via: Via): void {
+    switch (this.stateValue) {
+      case 'handing-over':
+        if (!this.queue.push({ kind: 'device', datagram, peer })) this.metrics.drop('paused-overflow');
+        return;
+      case 'forwarding':
+        this.forwardToSuccessor(FrameKind.deviceDatagram, datagram, peer);
+        return;
+      case 'restoring':
+        this.holdWhileRestoring(datagram, peer);
+        return;
+      default:
+        this.receive(datagram, peer, via);
+    }
+  }
+
+  /** Into the DTLS layer, unless its session is on offer to a sibling's claim (then it waits for the claim). */
+  private receive(datagram: Buffer, peer: PeerAddress, via: Via): void {
+    if (!this.claims.holdIfOffered(datagram, peer, via)) this.adapter.receive(datagram, peer, via);
+  }
+
+  /**
+   * A datagram for a session this relay does not hold. A restoring relay does not claim: the session
+   * may be in the state it is pulling, and a claim would take it from the relay it restores from while
+   * this relay cannot take it. It holds the datagram until the restore ends.
+   */
+  private onUnknownSession(datagram: Buffer, peer: PeerAddress, via: Via): void {
+    if (this.stateValue === 'restoring') this.holdWhileRestoring(datagram, peer);
+    else this.claims.onUnknownSession(datagram, peer, via);
+  }
+
+  private holdWhileRestoring(datagram: Buffer, peer: PeerAddress): void {
+    if (!this.restoreHold.push({ kind: 'device', datagram, peer })) this.metrics.drop('held-overflow');
+  }
+
   // --- handover host ----------------------------------------------------------------------------
 
   pause(reason: string): void {
@@ -308,7 +363,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
     this.log.info({ reason }, 'resumed');
     const items = this.queue.drain();
     for (const item of items) {
-      if (item.kind === 'device') this.adapter.receive(item.datagram, item.peer, null);
+      if (item.kind === 'device') this.receive(item.datagram, item.peer, null);
       else {
         const session = this.adapter.getSession(item.peer);
         if (session !== undefined) this.adapter.send(session, item.payload);
@@ -354,6 +409,9 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
       // What a failed import staged is garbage now: give it back instead of holding it at its peak.
       if (outcome.staged >= LARGE_RESTORE) this.giveImportMemoryBack();
     }
+    // What waited for the restore: served from the restored sessions (or claimed, now that the relay can
+    // take sessions), or, after a failed restore, handled as before it (forwarded, say).
+    for (const item of this.restoreHold.drain()) if (item.kind === 'device') this.deliver(item.datagram, item.peer, null);
   }
 
   private giveImportMemoryBack(): void {
@@ -366,7 +424,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
   onPredecessorFrame(frame: Frame, via: Via): void {
     if (frame.kind === FrameKind.deviceDatagram) {
       this.metrics.traffic.tunnelIn++;
-      this.adapter.receive(frame.payload, frame.peer, via);
+      this.receive(frame.payload, frame.peer, via);
     } else if (frame.kind === FrameKind.upstreamReply) {
       const session = this.adapter.getSession(frame.peer);
       if (session !== undefined) this.adapter.send(session, frame.payload);
@@ -392,16 +450,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
   private onDeviceDatagram(datagram: Buffer, peer: PeerAddress, via: Via): void {
     this.metrics.traffic.deviceDatagramsIn++;
     this.metrics.traffic.deviceBytesIn += datagram.length;
-    switch (this.stateValue) {
-      case 'handing-over':
-        if (!this.queue.push({ kind: 'device', datagram, peer })) this.metrics.drop('paused-overflow');
-        return;
-      case 'forwarding':
-        this.forwardToSuccessor(FrameKind.deviceDatagram, datagram, peer);
-        return;
-      default:
-        this.adapter.receive(datagram, peer, via);
-    }
+    this.deliver(datagram, peer, via);
   }
 
   private onUpstreamReply(session: Session, payload: Buffer): void {
@@ -450,6 +499,7 @@ export class Relay implements HandoverHost, ClaimHost, StartupRestoreHost {
       .add({ method: 'GET', path: MANAGEMENT_PATHS.status, handle: (_req, res) => sendJson(res, 200, this.status()) })
       .add({ method: 'GET', path: MANAGEMENT_PATHS.sessions, handle: (req, res) => sendJson(res, 200, this.sessionsPage(new URL(req.url ?? '/', 'https://relay').searchParams)) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.claim, handle: (req, res) => this.claims.handle(req, res) })
+      .add({ method: 'POST', path: MANAGEMENT_PATHS.claimSettle, handle: (req, res) => this.claims.settleRequest(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.restore, handle: (req, res) => this.successor.handle(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.precopy, handle: (req, res) => this.source.precopy(req, res) })
       .add({ method: 'POST', path: MANAGEMENT_PATHS.handover, handle: (req, res) => this.source.handle(req, res) })

@@ -17,6 +17,10 @@ export interface HandoverHost {
   /** The tunnel's address when bound to one (not a wildcard). */
   readonly tunnelHost: string | null;
   readonly peers: ManagementClient;
+  /** Old side: whether sessions are on offer to a sibling's claim (they may be leaving: not to be snapshotted yet). */
+  readonly offering: boolean;
+  /** Old side: resolves once no session is on offer (each offer ends when settled, or times out). */
+  offersClosed(): Promise<void>;
   /** Old side: stop processing; queue what arrives. */
   pause(reason: string): void;
   /** Old side: serve again; replays the queue locally. Returns how many items were replayed. */

@@ -86,6 +86,9 @@ export class HandoverSource {
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const body = parseHandoverRequest(await readJson(request));
+    // A session offered to a sibling's claim may be leaving: the snapshot waits until every offer is settled
+    // (checked again right before the pause, in the same turn, so no new offer slips in between).
+    while (this.host.state === 'serving' && this.host.offering) await this.host.offersClosed();
     if (this.host.state !== 'serving') {
       throw new HttpError(409, 'ERR_NOT_SERVING', `relay is ${this.host.state}; only a serving relay hands its sessions over`);
     }

@@ -68,6 +68,8 @@ export class HandoverSuccessor {
     host.setRestoring(`restoring from ${body.from}`);
     const key = TunnelSealer.newKey();
     let handoverId: string | null = null;
+    /** Whether this restore armed the tunnel: a failed one leaves a tunnel it did not arm as it was. */
+    let tunnelArmed = false;
     let imported: Session[] = [];
     let stage: ImportStage | null = null;
     try {
@@ -129,6 +131,7 @@ export class HandoverSuccessor {
         remotePort: predecessorTunnelPort,
         onFrame: (frame) => host.onPredecessorFrame(frame, via),
       });
+      tunnelArmed = true;
       imported = stage.commit();
       const tImported = performance.now();
       const commit = await this.commit(body.from, handoverId, commitTimeoutMs);
@@ -147,7 +150,8 @@ export class HandoverSuccessor {
     } catch (error) {
       stage?.discard();
       host.adapter.discard(imported);
-      host.tunnel.shut();
+      // A relay that was forwarding to the relay it tried to restore from goes on forwarding to it.
+      if (tunnelArmed) host.tunnel.shut();
       if (handoverId !== null) {
         await host.peers.abort(body.from, { handoverId, reason: (error as Error).message }).catch(() => undefined);
       }
