@@ -1,11 +1,15 @@
 import dgram from 'node:dgram';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ManagementClient } from '../../api/management-client.ts';
 import { StateDecoder } from '../../api/state-codec.ts';
 import { DtlsClient } from '../../client/index.ts';
 import { relayClientTlsOptions } from '../../orchestrator/platform/local/pki.ts';
 import { closeAll, generateDeviceKey, request } from '../support/devices.ts';
+import { eventually } from '../support/eventually.ts';
 import { metricValue, relayFixture, type RelayProcess } from '../support/relayd.ts';
+import { StateTamperingProxy } from '../support/tampering-proxy.ts';
 
 
 /** A UDP socket standing for the device's address; `target` plays the load balancer's choice of relay. */
@@ -65,8 +69,9 @@ describe('sessions follow their device between sibling relays', () => {
       await request(client, Buffer.from('hello'));
       const seen = flow.state.lastFromDevice!;
       const peer = { address: '127.0.0.1', port: flow.port };
+      let claimId = 0;
       const given = async (claims: Array<{ peer: { address: string; port: number }; record: Buffer }>): Promise<number> => {
-        const stream = await sibling.claim(a.mgmtUrl, { claimant: 'mallory', claims: claims.map((c) => ({ peer: c.peer, record: c.record.toString('base64') })) });
+        const stream = await sibling.claim(a.mgmtUrl, { claimant: 'mallory', claimId: `c-${++claimId}`, claims: claims.map((c) => ({ peer: c.peer, record: c.record.toString('base64') })) });
         const decoder = new StateDecoder({ now: Date.now() });
         for await (const chunk of stream.body) decoder.push(chunk);
         return decoder.finish().sessions.length;
@@ -87,6 +92,44 @@ describe('sessions follow their device between sibling relays', () => {
       expect(metricValue(await fixture.env.operator.metrics(a.mgmtUrl), 'relay_session_claims_total{result="refused"}')).toBe(2);
     } finally {
       await sibling.close();
+      await closeAll([client]);
+      flow.socket.close();
+    }
+  });
+
+  it('a relay restoring from its successor (a handback) claims nothing: what reaches it waits for the restore and is answered after it', async () => {
+    const peersFile = join(fixture.env.dir, 'peers');
+    const a = await relay('relay-a-0', ['--peers-file', peersFile]);
+    const b = await relay('relay-b-0', ['--await-restore', '--peers-file', peersFile]);
+    await writeFile(peersFile, [a.mgmtUrl, b.mgmtUrl].map((url) => new URL(url).host).join('\n'));
+    const flow = await movableFlow([a.dtlsPort, b.dtlsPort]);
+    const client = new DtlsClient({ host: '127.0.0.1', port: flow.port, serverPublicKey: fixture.env.pki.dtls.publicKeyDer, clientKey: generateDeviceKey() });
+    await client.connect();
+    const { operator } = fixture.env;
+    const proxy = new StateTamperingProxy({ target: b.mgmtUrl, pki: fixture.env.pki, mode: { kind: 'hold' } });
+    try {
+      await request(client, Buffer.from('on a'));
+      await operator.restore(b.mgmtUrl, { from: a.mgmtUrl });
+      // The flow stays on a, which tunnels it to b.
+      expect((await request(client, Buffer.from('through a'))).reply.toString()).toBe('through a');
+
+      // The handback, held once b is paused: a is restoring and does not hold the session yet.
+      const handback = operator.restore(a.mgmtUrl, { from: await proxy.listen() });
+      await eventually('b paused for the handback', async () => (await operator.status(b.mgmtUrl)).state === 'handing-over');
+      expect((await operator.status(a.mgmtUrl)).state).toBe('restoring');
+      const received = metricValue(await operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}');
+      const answer = request(client, Buffer.from('during the handback'), { timeoutMs: 5_000 });
+      await eventually('the request to reach a', async () => metricValue(await operator.metrics(a.mgmtUrl), 'relay_datagrams_total{direction="device_in"}') > received);
+      proxy.release();
+      expect(await handback).toMatchObject({ sessions: 1 });
+      // Answered once a held the session: no claim, no retransmission, no handshake.
+      expect((await answer).reply.toString()).toBe('during the handback');
+      expect(client.stats.handshakes).toBe(1);
+      const metrics = await operator.metrics(a.mgmtUrl);
+      for (const result of ['claimed', 'unowned', 'declined', 'dropped']) expect(metricValue(metrics, `relay_session_claims_total{result="${result}"}`), result).toBe(0);
+      expect((await operator.status(a.mgmtUrl)).sessions.total).toBe(1);
+    } finally {
+      await proxy.close();
       await closeAll([client]);
       flow.socket.close();
     }

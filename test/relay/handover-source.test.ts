@@ -66,4 +66,48 @@ describe('HandoverSource', () => {
     expect(source.active).toBe(false);
     void handled.catch(() => undefined);
   });
+  it('pauses only once no session is on offer to a sibling\'s claim: an offered session may be leaving', async () => {
+    const events: string[] = [];
+    const closers: Array<() => void> = [];
+    const host = {
+      podName: 'relay-a-0',
+      state: 'serving',
+      log: pino({ level: 'silent' }),
+      tunnelPort: 9,
+      adapter: { allSessions: () => [].values(), exportSession: (session: unknown) => session },
+      tunnel: { open: async () => undefined, shut: () => undefined },
+      // Two offers open, settled one after the other.
+      openOffers: 2,
+      get offering() {
+        return host.openOffers > 0;
+      },
+      offersClosed: () => new Promise<void>((resolve) => closers.push(resolve)),
+      pause: () => {
+        host.state = 'handing-over';
+        events.push('paused');
+      },
+      resume: () => 0,
+    };
+    const source = new HandoverSource(host as unknown as HandoverHost);
+    const response = new StalledResponse();
+    const handled = source.handle(jsonRequest({ successor: 'relay-b-0', tunnelPort: 9, tunnelKey: Buffer.alloc(32).toString('base64'), commitTimeoutMs: 60_000 }), response as unknown as ServerResponse);
+    const settleOne = async (): Promise<void> => {
+      await new Promise<void>((resolve) => {
+        const poll = (): void => void (closers.length > 0 ? resolve() : setImmediate(poll));
+        poll();
+      });
+      expect(events).toEqual([]);
+      host.openOffers--;
+      closers.shift()!();
+    };
+    await settleOne();
+    await settleOne();
+    await new Promise<void>((resolve) => {
+      const poll = (): void => void (events.length > 0 ? resolve() : setImmediate(poll));
+      poll();
+    });
+    expect(events).toEqual(['paused']);
+    response.destroy();
+    void handled.catch(() => undefined);
+  });
 });
