@@ -400,37 +400,41 @@ export class SessionClaims {
   }
 }
 
+function badRequest(message: string): never {
+  throw new HttpError(400, 'ERR_BAD_REQUEST', message);
+}
+
+/** What both bodies start with: an object naming its claimant. */
+function checkClaimant(body: { claimant?: unknown } | null): void {
+  if (body === null || typeof body !== 'object') badRequest('body must be a JSON object');
+  if (typeof body!.claimant !== 'string' || body!.claimant.length > 253) badRequest('claimant must be a pod name');
+}
+
+/** A device address from a request body; `at` names the field in errors. */
+function checkPeer(peer: unknown, at: string): void {
+  const candidate = peer as { address?: unknown; port?: unknown } | null | undefined;
+  if (candidate === null || typeof candidate !== 'object' || typeof candidate.address !== 'string' || isIP(candidate.address) === 0) badRequest(`${at}.address must be an IP address`);
+  if (!Number.isInteger(candidate!.port) || (candidate!.port as number) < 1 || (candidate!.port as number) > 65535) badRequest(`${at}.port must be a port 1-65535`);
+}
+
 function parseClaim(value: unknown): ClaimRequest {
   const body = value as Partial<ClaimRequest> | null;
-  const fail = (message: string): never => {
-    throw new HttpError(400, 'ERR_BAD_REQUEST', message);
-  };
-  if (body === null || typeof body !== 'object') return fail('body must be a JSON object');
-  if (typeof body.claimant !== 'string' || body.claimant.length > 253) fail('claimant must be a pod name');
-  if (body.claimId !== undefined && !isClaimId(body.claimId)) fail('claimId must be 1-64 characters (a UUID)');
-  if (!Array.isArray(body.claims) || body.claims.length > BATCH_MAX) fail(`claims must be an array of at most ${BATCH_MAX}`);
-  body.claims!.forEach((claim, i) => {
-    const peer = claim?.peer;
-    if (peer === undefined || typeof peer !== 'object' || typeof peer.address !== 'string' || isIP(peer.address) === 0) fail(`claims[${i}].peer.address must be an IP address`);
-    if (!Number.isInteger(peer!.port) || peer!.port < 1 || peer!.port > 65535) fail(`claims[${i}].peer.port must be a port 1-65535`);
-    if (typeof claim.record !== 'string' || claim.record.length === 0 || claim.record.length > 2 * MAX_INBOUND_DATAGRAM) fail(`claims[${i}].record must be the device datagram in base64`);
+  checkClaimant(body);
+  if (body!.claimId !== undefined && !isClaimId(body!.claimId)) badRequest('claimId must be 1-64 characters (a UUID)');
+  if (!Array.isArray(body!.claims) || body!.claims.length > BATCH_MAX) badRequest(`claims must be an array of at most ${BATCH_MAX}`);
+  body!.claims!.forEach((claim, i) => {
+    checkPeer(claim?.peer, `claims[${i}].peer`);
+    if (typeof claim.record !== 'string' || claim.record.length === 0 || claim.record.length > 2 * MAX_INBOUND_DATAGRAM) badRequest(`claims[${i}].record must be the device datagram in base64`);
   });
   return body as ClaimRequest;
 }
 
 function parseSettle(value: unknown): ClaimSettleRequest {
   const body = value as Partial<ClaimSettleRequest> | null;
-  const fail = (message: string): never => {
-    throw new HttpError(400, 'ERR_BAD_REQUEST', message);
-  };
-  if (body === null || typeof body !== 'object') return fail('body must be a JSON object');
-  if (typeof body.claimant !== 'string' || body.claimant.length > 253) fail('claimant must be a pod name');
-  if (!isClaimId(body.claimId)) fail('claimId must be the id the claim was made with (1-64 characters)');
-  if (!Array.isArray(body.taken) || body.taken.length > BATCH_MAX) fail(`taken must be an array of at most ${BATCH_MAX} addresses`);
-  body.taken!.forEach((peer, i) => {
-    if (peer === null || typeof peer !== 'object' || typeof peer.address !== 'string' || isIP(peer.address) === 0) fail(`taken[${i}].address must be an IP address`);
-    if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) fail(`taken[${i}].port must be a port 1-65535`);
-  });
+  checkClaimant(body);
+  if (!isClaimId(body!.claimId)) badRequest('claimId must be the id the claim was made with (1-64 characters)');
+  if (!Array.isArray(body!.taken) || body!.taken.length > BATCH_MAX) badRequest(`taken must be an array of at most ${BATCH_MAX} addresses`);
+  body!.taken!.forEach((peer, i) => checkPeer(peer, `taken[${i}]`));
   return body as ClaimSettleRequest;
 }
 

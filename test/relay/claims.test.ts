@@ -66,6 +66,15 @@ async function settle(claims: SessionClaims, taken: Array<{ address: string; por
   return JSON.parse(Buffer.concat(response.chunks).toString());
 }
 
+/** An owner holding a device's session, and the device's next record, which never reached it. */
+async function ownerAndFreshRecord() {
+  const owner = await adapterOnLoopback(serverKey);
+  open.push(owner);
+  const { flow, client } = await deviceThroughFlow(owner.port);
+  await request(client, Buffer.from('seen'), { retransmit: false });
+  return { owner, flow, client, fresh: await recordElsewhere(flow, client, 'fresh') };
+}
+
 /** The device's next record, sent while its flow no longer reaches the owner (the load balancer moved it). */
 async function recordElsewhere(flow: Awaited<ReturnType<typeof deviceFlow>>, client: DtlsClient, payload: string): Promise<Buffer> {
   flow.forward = false;
@@ -119,11 +128,7 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   });
 
   it('offers the session for an authentic record that never reached it, and gives it once the claimant says it took it', async () => {
-    const owner = await adapterOnLoopback(serverKey);
-    open.push(owner);
-    const { flow, client } = await deviceThroughFlow(owner.port);
-    await request(client, Buffer.from('seen'), { retransmit: false });
-    const fresh = await recordElsewhere(flow, client, 'fresh');
+    const { owner, flow, client, fresh } = await ownerAndFreshRecord();
 
     const counts = new Map<Counted, number>();
     const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory);
@@ -142,11 +147,7 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   });
 
   it('keeps a session the claimant did not take, and serves the datagrams that waited for it', async () => {
-    const owner = await adapterOnLoopback(serverKey);
-    open.push(owner);
-    const { flow, client } = await deviceThroughFlow(owner.port);
-    await request(client, Buffer.from('seen'), { retransmit: false });
-    const fresh = await recordElsewhere(flow, client, 'fresh');
+    const { owner, flow, client, fresh } = await ownerAndFreshRecord();
 
     const counts = new Map<Counted, number>();
     const delivered: Buffer[] = [];
@@ -167,11 +168,7 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   });
 
   it('counts an offer nobody settled as taken (two relays must never serve one session), dropping what waited for it', async () => {
-    const owner = await adapterOnLoopback(serverKey);
-    open.push(owner);
-    const { flow, client } = await deviceThroughFlow(owner.port);
-    await request(client, Buffer.from('seen'), { retransmit: false });
-    const fresh = await recordElsewhere(flow, client, 'fresh');
+    const { owner, flow, client, fresh } = await ownerAndFreshRecord();
     const counts = new Map<Counted, number>();
     const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory, { offerTimeoutMs: 20 });
     expect(await claimWith(claims, flow.peer, fresh)).toHaveLength(1);
@@ -182,11 +179,7 @@ describe('claim proofs: the owner gives a session only for a record it has not s
   });
 
   it('offers nothing to a claim without a claimId (a claimant that would not say what it took)', async () => {
-    const owner = await adapterOnLoopback(serverKey);
-    open.push(owner);
-    const { flow, client } = await deviceThroughFlow(owner.port);
-    await request(client, Buffer.from('seen'), { retransmit: false });
-    const fresh = await recordElsewhere(flow, client, 'fresh');
+    const { owner, flow, client, fresh } = await ownerAndFreshRecord();
     const counts = new Map<Counted, number>();
     const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory);
     expect(await claimWith(claims, flow.peer, fresh, null)).toEqual([]);

@@ -65,14 +65,12 @@ export class LocalService {
   readonly #echo: UpstreamEcho;
   readonly #client: ManagementClient;
   readonly #markers: (pod: string) => string[];
-  readonly #pollMs: number;
   readonly #onStopped: () => void;
   readonly #controller: LocalController;
   #record: ServiceRecord;
-  #timer: NodeJS.Timeout | null = null;
-  #polling: Promise<void> | null = null;
-  #controllerTimer: NodeJS.Timeout | null = null;
-  #reconciling: Promise<void> | null = null;
+  /** Endpoints and controller on loops of their own: a controller pass waiting for the state lock must not hold the endpoints back. */
+  readonly #endpointsLoop: PassLoop;
+  readonly #controllerLoop: PassLoop;
   #lastControllerProblem: string | null = null;
   #stopped = false;
   #lastProblem: string | null = null;
@@ -97,10 +95,11 @@ export class LocalService {
     this.#echo = init.echo;
     this.#client = init.client;
     this.#markers = init.markers;
-    this.#pollMs = init.pollMs;
     this.#record = init.record;
     this.#onStopped = init.onStopped;
     this.#controller = init.controller;
+    this.#endpointsLoop = new PassLoop(() => this.#poll(), init.pollMs);
+    this.#controllerLoop = new PassLoop(() => this.#reconcile(), init.pollMs);
   }
 
   static async start(options: LocalServiceOptions): Promise<LocalService> {
@@ -144,8 +143,8 @@ export class LocalService {
         }),
       });
       options.log.info({ service: record.service, upstream: record.upstream, affinityMs: cluster.affinityMs, selector: `${SELECTOR_LABEL}=${cluster.name}` }, 'local service listening');
-      started.#schedule(0);
-      started.#scheduleController(0);
+      started.#endpointsLoop.start();
+      started.#controllerLoop.start();
       return started;
     } catch (error) {
       await Promise.allSettled([front.close(), echo.close(), client.close()]);
@@ -160,34 +159,12 @@ export class LocalService {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    if (this.#controllerTimer !== null) clearTimeout(this.#controllerTimer);
-    await Promise.all([this.#polling, this.#reconciling]);
+    await Promise.all([this.#endpointsLoop.stop(), this.#controllerLoop.stop()]);
     await Promise.allSettled([this.#front.close(), this.#echo.close(), this.#client.close()]);
     // Leave a newer service's record alone.
     const current = await readService(this.#paths).catch(() => null);
     if (current?.pid === process.pid) await removeFile(this.#paths.service);
     this.#log.info(this.#front.stats(), 'local service stopped');
-  }
-
-  #schedule(ms: number): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#polling = this.#poll().finally(() => {
-        this.#polling = null;
-        this.#schedule(this.#pollMs);
-      });
-    }, ms);
-  }
-
-  #scheduleController(ms: number): void {
-    if (this.#stopped) return;
-    this.#controllerTimer = setTimeout(() => {
-      this.#reconciling = this.#reconcile().finally(() => {
-        this.#reconciling = null;
-        this.#scheduleController(this.#pollMs);
-      });
-    }, ms);
   }
 
   async #reconcile(): Promise<void> {
@@ -252,5 +229,40 @@ async function listenOrExplain<T>(what: string, at: { address: string; port: num
     throw new Error(`${what}: cannot listen on ${at.address}:${at.port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, {
       cause: error,
     });
+  }
+}
+
+/** Runs `pass` at once, then `everyMs` after each pass ends, until stopped; `pass` must not throw. */
+class PassLoop {
+  readonly #pass: () => Promise<void>;
+  readonly #everyMs: number;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(pass: () => Promise<void>, everyMs: number) {
+    this.#pass = pass;
+    this.#everyMs = everyMs;
+  }
+
+  start(): void {
+    this.#schedule(0);
+  }
+
+  /** No pass starts after this; resolves once the one running (if any) ended. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#running = this.#pass().finally(() => {
+        this.#running = null;
+        this.#schedule(this.#everyMs);
+      });
+    }, ms);
   }
 }
