@@ -50,13 +50,16 @@ const MAX_BATCHES_IN_FLIGHT = 4;
 /** After nobody owned an address, its datagrams are dropped for this long instead of asking again. */
 const NEGATIVE_CACHE_MS = 5_000;
 const CLAIM_TIMEOUT_MS = 5_000;
-const SETTLE_TIMEOUT_MS = 2_000;
-const SETTLE_ATTEMPTS = 3;
 /**
  * How long an owner holds offered sessions for a claimant that does not settle: longer than a claimant
- * can take (its answer, the import, every settle attempt) before it counts them as taken.
+ * takes to read its answer, import it and settle, before it counts them as taken.
  */
 export const OFFER_TIMEOUT_MS = 15_000;
+const SETTLE_TIMEOUT_MS = 2_000;
+/** A settle that found no answer is tried again, 0.5 s, 1 s, 2 s ... later, while the owner still holds its offer. */
+const SETTLE_RETRY_FOR_MS = OFFER_TIMEOUT_MS - 3_000;
+/** Why a claim request failed without reaching the owner: then it offered nothing and there is nothing to settle. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
  * claimed: taken over from a sibling. unowned: nobody offered it. declined: offered, but this relay
@@ -217,7 +220,7 @@ export class SessionClaims {
         this.host.log.debug({ err: error }, 'claim request failed');
       }
       // Whatever it may have offered stays with it.
-      await this.settle(url, body, []);
+      if (mayHaveOffered(error)) void this.settle(url, body, []);
       return;
     }
     if (offered.length === 0) return;
@@ -233,23 +236,30 @@ export class SessionClaims {
       mine.push(claim.peer);
       for (const item of claim.datagrams) this.host.adapter.receive(item.datagram, claim.peer, item.via);
     }
-    await this.settle(url, body, mine);
+    // Not awaited: the batch (and the claims waiting for a batch slot) need not wait for a slow owner.
+    void this.settle(url, body, mine);
   }
 
-  /** Tells the owner what was taken; retried, because an owner that hears nothing counts all of it as taken. */
+  /**
+   * Tells the owner what was taken. Tried again while the owner still holds its offer, because an owner
+   * that hears nothing counts all of it as taken.
+   */
   private async settle(url: string, body: ClaimRequest, taken: PeerAddress[]): Promise<void> {
     const request = { claimant: body.claimant, claimId: body.claimId!, taken: taken.map((peer) => ({ address: peer.address, port: peer.port })) };
-    for (let attempt = 1; attempt <= SETTLE_ATTEMPTS; attempt++) {
+    const until = Date.now() + SETTLE_RETRY_FOR_MS;
+    for (let delayMs = 500; ; delayMs *= 2) {
       try {
         await this.host.peers.settleClaim(url, request, SETTLE_TIMEOUT_MS);
         return;
       } catch (error) {
         // An answer means the owner heard it (an owner that offered nothing knows no such claim).
         if ((error as { status?: number | null }).status != null) return;
-        if (attempt === SETTLE_ATTEMPTS) {
+        if (Date.now() + delayMs >= until || this.host.state === 'stopping') {
           this.host.log.warn({ sibling: url, claimId: request.claimId, taken: taken.length, reason: (error as Error).message }, 'claim not settled; the owner counts its offer as taken');
+          return;
         }
       }
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
     }
   }
 
@@ -398,6 +408,13 @@ export class SessionClaims {
     if (this.offers.size === 0) for (const resolve of this.offersSettled.splice(0)) resolve();
     return { taken: gone.length, kept: kept.length };
   }
+}
+
+/** False when the claim request never reached the owner (refused connection, no route), or the owner refused it. */
+function mayHaveOffered(error: unknown): boolean {
+  const failure = error as { code?: string; cause?: { code?: string } };
+  if (failure.code === 'ERR_MGMT_HTTP') return false;
+  return failure.code !== 'ERR_MGMT_UNREACHABLE' || !NOT_CONNECTED.has(failure.cause?.code ?? '');
 }
 
 function badRequest(message: string): never {

@@ -15,7 +15,7 @@ import { tempState } from '../platform/local/helpers.ts';
 const NAME = 'relay';
 const REPLICAS = 3;
 const DEVICES = 300;
-const ROUNDS = 3;
+const ROUNDS = 2;
 
 describe('rollback after the handovers, under live devices', () => {
   let state: Awaited<ReturnType<typeof tempState>>;
@@ -68,7 +68,7 @@ describe('rollback after the handovers, under live devices', () => {
       expect(update).toMatchObject({ code: 'failed', error: { code: 'ERR_INTERRUPTED' } });
       expect(update.record?.handedOver).toHaveProperty('2');
 
-      const rollback = await runRollback({ name: NAME, owner: 'e2e-rollback', drainQuietMs: 1_000, timeouts: { drainMs: 5_000 } }, platform, () => undefined);
+      const rollback = await runRollback({ name: NAME, owner: 'e2e-rollback', drainQuietMs: 1_000, timeouts: { drainMs: 3_000 } }, platform, () => undefined);
       expect(rollback, `round ${round}`).toMatchObject({ code: 'succeeded', outcome: 'rolled-back', from: `${NAME}-a`, to: `${NAME}-b` });
       handedBack.push(Object.values(rollback.record!.handedBack).reduce((sum, entry) => sum + (entry.sessions ?? 0), 0));
 

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManagementError } from '../../api/management-client.ts';
 import { encodeSessions } from '../../api/state-codec.ts';
 import type { SessionState } from '../../api/state-format.ts';
 import { DtlsClient, generateDeviceKey } from '../../client/index.ts';
@@ -203,7 +204,7 @@ describe('claim answers: all or nothing, like a restore', () => {
    * A claimant whose one sibling answers `answer`; resolves with what it counted, how it settled the claim and
    * what it handed back to the relay once the batch is done. `meanwhile` runs when the answer arrives.
    */
-  async function claimAgainst(answer: Buffer[], meanwhile: (host: { state: ClaimHost['state'] }) => void = () => undefined) {
+  async function claimAgainst(answer: Buffer[] | Error, meanwhile: (host: { state: ClaimHost['state'] }) => void = () => undefined) {
     const adapter = new DtlsAdapter({
       serverKey,
       events: { transmit: () => undefined, established: () => undefined, data: () => undefined, closed: () => undefined, handshakeFailed: () => undefined, dropped: () => undefined },
@@ -220,6 +221,7 @@ describe('claim answers: all or nothing, like a restore', () => {
       peers: {
         claim: async () => {
           meanwhile(host);
+          if (answer instanceof Error) throw answer;
           return { headers: {}, body: (async function* () { yield* answer; })() };
         },
         settleClaim: async (_url: string, body: unknown) => {
@@ -253,6 +255,16 @@ describe('claim answers: all or nothing, like a restore', () => {
     expect(adapter.sessionCount).toBe(0);
     expect(settled).toEqual([{ claimant: 'relay-b-1', claimId: expect.any(String), taken: [] }]);
     expect(delivered).toEqual([unknownRecord]);
+  });
+
+  it('settles nothing with a sibling it could not reach (it offered nothing), but settles a claim whose answer timed out', async () => {
+    const refused = new ManagementError('ERR_MGMT_UNREACHABLE', 'POST https://relay-b-0:8443/v1/sessions/claim: ECONNREFUSED', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    const unreachable = await claimAgainst(refused);
+    expect(unreachable.counted).toEqual(['unowned']);
+    expect(unreachable.settled).toEqual([]);
+    const timedOut = await claimAgainst(new ManagementError('ERR_MGMT_TIMEOUT', 'POST https://relay-b-0:8443/v1/sessions/claim: body timeout'));
+    expect(timedOut.counted).toEqual(['unowned']);
+    expect(timedOut.settled).toEqual([{ claimant: 'relay-b-1', claimId: expect.any(String), taken: [] }]);
   });
 
   it('imports nothing from an answer whose SHA-256 does not match', async () => {
