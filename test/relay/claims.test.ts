@@ -170,10 +170,11 @@ describe('claim proofs: the owner gives a session only for a record it has not s
 
   it('counts an offer nobody settled as taken (two relays must never serve one session), dropping what waited for it', async () => {
     const { owner, flow, client, fresh } = await ownerAndFreshRecord();
+    const late = await recordElsewhere(flow, client, 'late');
     const counts = new Map<Counted, number>();
-    const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory, { offerTimeoutMs: 20 });
+    const claims = new SessionClaims(ownerHost(owner.adapter, counts), {} as PeerDirectory, { offerTimeoutMs: 200 });
     expect(await claimWith(claims, flow.peer, fresh)).toHaveLength(1);
-    expect(claims.holdIfOffered(await recordElsewhere(flow, client, 'late'), flow.peer, null)).toBe(true);
+    expect(claims.holdIfOffered(late, flow.peer, null)).toBe(true);
     await claims.offersClosed();
     expect(owner.adapter.sessionCount).toBe(0);
     expect(Object.fromEntries(counts)).toEqual({ gave: 1, 'claimed-away': 1 });

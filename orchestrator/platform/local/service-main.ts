@@ -1,11 +1,12 @@
 /**
  * Entry script of the local service process (service.ts), started detached by deploy:
- *   node orchestrator/platform/local/service-main.ts --state-dir <absolute path>
+ *   node orchestrator/platform/local/service-main.ts --state-dir <absolute path> [--restart-backoff-scale <factor>]
  * Logs JSON lines on stdout (<stateDir>/local/logs/service.log); stops cleanly on SIGTERM or SIGINT.
  */
 import { pino } from 'pino';
 import { stopOnSignals } from '../../../relay/stop-on-signals.ts';
-import { LocalService } from './service.ts';
+import { scaledRestartBackoff } from './restart-backoff.ts';
+import { LocalService, RESTART_BACKOFF_SCALE_FLAG } from './service.ts';
 
 const STOP_DEADLINE_MS = 3_000;
 
@@ -17,9 +18,12 @@ if (stateDir === undefined || stateDir === '') {
   process.exit(2);
 }
 
+const scaleAt = process.argv.indexOf(RESTART_BACKOFF_SCALE_FLAG);
+const scale = scaleAt === -1 ? 1 : Number(process.argv[scaleAt + 1]);
+
 let service: LocalService;
 try {
-  service = await LocalService.start({ stateDir, log, onStopped: () => process.exit(0) });
+  service = await LocalService.start({ stateDir, log, onStopped: () => process.exit(0), restartBackoff: scaledRestartBackoff(scale) });
 } catch (error) {
   log.fatal({ err: { message: (error as Error).message } }, `local service cannot start: ${(error as Error).message}`);
   // Let pino flush the line before exiting.

@@ -38,6 +38,8 @@ import { UpstreamEcho } from './upstream-echo.ts';
 
 // service-main.js in the build (dist/).
 export const SERVICE_MAIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './service-main.ts' : './service-main.js', import.meta.url));
+/** service-main's flag for LocalServiceOptions.restartBackoff, as a factor of the kubelet's timings (tests). */
+export const RESTART_BACKOFF_SCALE_FLAG = '--restart-backoff-scale';
 /** The label the Service selects pods by; deploy puts it on the first set, and new sets copy their template's. */
 export const SELECTOR_LABEL = 'app';
 

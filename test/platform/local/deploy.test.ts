@@ -78,6 +78,7 @@ describe.each(['pod-ips', 'shared'] as const)('local platform (%s): deploy, devi
     expect(await errorCode(deployLocal({ stateDir: state.dir, ...deploy, image: 'relay:7' }))).toBe('ERR_LOCAL_MISMATCH');
     expect(await errorCode(deployLocal({ stateDir: state.dir, ...deploy, name: 'other' }))).toBe('ERR_LOCAL_OTHER_FLEET');
     expect(await errorCode(deployLocal({ stateDir: state.dir, ...deploy, replicas: 0 }))).toBe('ERR_LOCAL_INVALID_OPTION');
+    expect(await errorCode(deployLocal({ stateDir: state.dir, ...deploy, restartBackoffScale: 0 }))).toBe('ERR_LOCAL_INVALID_OPTION');
     expect(await errorCode(openLocalPlatform({ stateDir: join(state.dir, 'nothing-here') }))).toBe('ERR_LOCAL_NOT_DEPLOYED');
   });
 
