@@ -167,8 +167,7 @@ export class LocalController {
         const done: ControllerAction[] = [];
         for (const action of actions) {
           try {
-            await this.#apply(action, gathered.cluster, taken);
-            done.push(action);
+            if (await this.#apply(action, gathered.cluster, taken)) done.push(action);
           } catch (error) {
             this.#reportOnce(`${action.kind} ${subjectOf(action)}: ${(error as Error).message}`, { action: action.kind, subject: subjectOf(action) });
           }
@@ -201,25 +200,35 @@ export class LocalController {
     return { cluster, facts: { now: this.#now(), sets, setFiles, pods, podFiles } };
   }
 
-  async #apply(action: ControllerAction, cluster: ClusterRecord, taken: Set<number>): Promise<void> {
+  /** Acts on one decision; false when it has to wait for a later pass. */
+  async #apply(action: ControllerAction, cluster: ClusterRecord, taken: Set<number>): Promise<boolean> {
     const paths = this.#paths;
     switch (action.kind) {
       case 'create': {
+        // A relay of that name without a record (its record removed by hand) would hold the pod's ports: it goes
+        // first, as a deleted pod's containers do; the pod is made on a later pass.
+        const name = podName(action.set.name, action.ordinal);
+        const unrecorded = findProcesses(relayMarkers(this.#pki, name));
+        if (unrecorded.length > 0) {
+          terminateNow(unrecorded.map((pid) => ({ pid, markers: relayMarkers(this.#pki, name) })));
+          this.#reportOnce(`stopping relay ${unrecorded.join(', ')} of ${name}, which has no pod record, before making the pod`, { pod: name });
+          return false;
+        }
         const pod = await newPodRecord(cluster, action.set, action.ordinal, taken, this.#now());
         const started = await launchPod(paths, pod, { cluster, pki: this.#pki, awaitRestore: action.set.awaitRestore, restart: false });
         this.#log.info({ pod: pod.name, set: action.set.name, pid: started.pid, awaitRestore: action.set.awaitRestore }, 'created missing pod');
-        return;
+        return true;
       }
       case 'start': {
         const [orphan] = findProcesses(relayMarkers(this.#pki, action.pod.name));
         if (orphan !== undefined) {
           await writeJsonAtomic(podFile(paths, action.pod.name), { ...action.pod, pid: orphan });
           this.#log.info({ pod: action.pod.name, pid: orphan }, 'adopted a relay started without a recorded pid');
-          return;
+          return true;
         }
         const started = await launchPod(paths, action.pod, { cluster, pki: this.#pki, awaitRestore: action.set.awaitRestore, restart: false });
         this.#log.info({ pod: action.pod.name, pid: started.pid, awaitRestore: action.set.awaitRestore }, 'started relay that never ran');
-        return;
+        return true;
       }
       case 'restart': {
         const restartCount = (action.pod.restartCount ?? 0) + 1;
@@ -229,28 +238,28 @@ export class LocalController {
           { pod: pod.name, pid: started.pid, restartCount, backoffMs: action.backoff.delayMs, awaitRestore: action.set.awaitRestore },
           'restarted relay whose process exited',
         );
-        return;
+        return true;
       }
       case 'back-off':
         await writeJsonAtomic(podFile(paths, action.pod.name), { ...action.pod, waiting: action.waiting });
         this.#log.warn({ pod: action.pod.name, reason: action.waiting.reason, until: new Date(action.waiting.until).toISOString() }, action.waiting.message);
-        return;
+        return true;
       case 'orphaned':
         await writeJsonAtomic(podFile(paths, action.pod.name), { ...action.pod, deletingAt: this.#now() });
         await writePeers(paths);
         terminateNow(relayTargets(this.#pki, [action.pod]));
         this.#log.info({ pod: action.pod.name, set: action.pod.set }, 'terminating pod whose set no longer has it');
-        return;
+        return true;
       case 'reap':
         await removeFile(podFile(paths, action.pod.name));
         await removeFile(podLog(paths, action.pod.name));
         await removeFile(previousPodLog(paths, action.pod.name));
         this.#log.info({ pod: action.pod.name }, 'removed terminated pod');
-        return;
+        return true;
       case 'kill':
         killNow(relayTargets(this.#pki, [action.pod]));
         this.#log.warn({ pod: action.pod.name, deletingAt: new Date(action.pod.deletingAt!).toISOString() }, 'killed pod past its termination grace period');
-        return;
+        return true;
     }
   }
 

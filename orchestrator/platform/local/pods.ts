@@ -53,6 +53,7 @@ export async function newPodRecord(
     pid: null,
     createdAt: now,
     deletingAt: null,
+    restartCount: 0,
   };
 }
 

@@ -155,6 +155,16 @@ describe('the controller, in-process on a hand-moved clock (service process stop
     expect(await pass(700_006)).toEqual(['reap relay-b-0']);
     expect(await listJson(paths.pods)).toEqual(['relay-a-0']);
   });
+  test('a pod whose record was removed while its relay runs: that relay is stopped first, then the pod is made again', async () => {
+    const { pid } = await record(paths, 'relay-a-0');
+    await rm(podFile(paths, 'relay-a-0'));
+    expect(await pass(800_000)).toEqual([]);
+    await eventually('the unrecorded relay to stop on SIGTERM', () => exited(pid!));
+    expect(await pass(800_001)).toEqual(['create relay-a-0']);
+    const made = await record(paths, 'relay-a-0');
+    expect(made).toMatchObject({ restartCount: 0 });
+    expect(findProcesses(relayMarkers(platform.pki, 'relay-a-0'))).toEqual([made.pid]);
+  });
 });
 
 describe("the service process's controller", () => {
